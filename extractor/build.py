@@ -1,0 +1,277 @@
+"""Build or update the code graph: walk, diff against the last run, parse in parallel, resolve.
+
+A re-run parses only files whose content changed and re-resolves only the files whose edges
+could have changed (see `_affected`); the result equals a fresh full build. A new graph is built
+in a temporary file and renamed into place; an existing one is updated in a single transaction,
+so a failure never leaves a half-written graph behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sqlite3
+import subprocess
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from extractor import languages, store
+from extractor.config import ExtractConfig
+from extractor.parse import FileFacts, parse_file
+from extractor.resolve import resolve_files
+from extractor.walk import SourceFile, walk
+from nanodex.errors import NanodexError
+from nanodex.log import get_logger, progress
+from nanodex.paths import atomic_path
+
+log = get_logger("extractor")
+_IN_PROCESS_MAX = 24  # below this many changed files, worker start-up costs more than it saves
+
+
+@dataclass
+class BuildReport:
+    files: int = 0
+    parsed: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    resolved_files: int = 0
+    skipped: dict[str, str] = field(default_factory=dict)
+    parse_errors: int = 0
+    files_with_errors: int = 0
+    references: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    full: bool = False
+
+    def summary(self) -> str:
+        refs = ", ".join(f"{k} {v}" for k, v in sorted(self.references.items()))
+        return (
+            f"{self.files} files: {self.parsed} parsed, {self.unchanged} unchanged, {self.deleted} deleted, "
+            f"{len(self.skipped)} skipped; {self.parse_errors} parse errors in {self.files_with_errors} files; "
+            f"{self.resolved_files} files resolved ({refs or 'no references'}); {self.seconds:.2f}s"
+        )
+
+
+def _fingerprint(cfg: ExtractConfig, root: Path, langs: list[str]) -> dict:
+    """Settings that change what a file contributes: a mismatch forces a full rebuild."""
+    return {
+        "schema": store.SCHEMA_VERSION,
+        "root": str(root),
+        "languages": langs,
+        "exclude": cfg.exclude,
+        "max_file_bytes": cfg.max_file_bytes,
+        "gitignore": cfg.respect_gitignore,
+    }
+
+
+def _git_commit(root: Path) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _parse_all(root: Path, files: list[SourceFile], workers: int) -> list[FileFacts | tuple[str, str]]:
+    """Parse files (in processes when there are many); unreadable files come back as (path, reason)."""
+    jobs = [(str(root), f.path, f.lang) for f in files]
+    if len(jobs) <= _IN_PROCESS_MAX or workers == 1:
+        return [_safe_parse(j) for j in progress(jobs, total=len(jobs), desc="parse", unit="file")]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        chunk = max(1, min(32, len(jobs) // (workers * 8)))
+        return list(
+            progress(pool.map(_safe_parse, jobs, chunksize=chunk), total=len(jobs), desc="parse", unit="file")
+        )
+
+
+def _safe_parse(job: tuple[str, str, str]) -> FileFacts | tuple[str, str]:
+    root, path, lang = job
+    try:
+        return parse_file(root, path, lang)
+    except OSError as err:
+        return (path, f"unreadable ({err.__class__.__name__})")
+
+
+def _affected(conn: sqlite3.Connection, changed: set[str], new_names: set[str]) -> set[str]:
+    """Files whose edges may change when `changed` files change (their set of names is `new_names`).
+
+    - files with any edge into a changed file (calls, imports, depends_on, extends ...);
+    - files whose classes inherit, transitively, from a class in a changed file;
+    - files with references that were resolved by name across the repo (or not at all) and
+      whose name or receiver head is a name a changed file defined before or defines now.
+    """
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS changed_paths(path TEXT PRIMARY KEY)")
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS changed_names(name TEXT PRIMARY KEY)")
+    conn.execute("DELETE FROM changed_paths")
+    conn.execute("DELETE FROM changed_names")
+    conn.executemany("INSERT INTO changed_paths VALUES(?)", [(p,) for p in changed])
+    old_names = {
+        r[0]
+        for r in conn.execute(
+            "SELECT name FROM nodes WHERE path IN (SELECT path FROM changed_paths) AND type != 'module'"
+        )
+    }
+    conn.executemany("INSERT OR IGNORE INTO changed_names VALUES(?)", [(n,) for n in old_names | new_names])
+    affected = set(changed)
+    affected.update(
+        r[0]
+        for r in conn.execute(
+            "SELECT DISTINCT e.src_path FROM edges e JOIN nodes n ON n.id = e.dst_id WHERE n.path IN (SELECT path FROM changed_paths)"
+        )
+    )
+    affected.update(
+        r[0]
+        for r in conn.execute(
+            """WITH RECURSIVE sub(id) AS (
+               SELECT id FROM nodes WHERE path IN (SELECT path FROM changed_paths)
+               UNION SELECT e.src_id FROM edges e JOIN sub ON e.dst_id = sub.id WHERE e.kind IN ('extends', 'implements'))
+           SELECT DISTINCT n.path FROM sub JOIN nodes n ON n.id = sub.id"""
+        )
+    )
+    affected.update(
+        r[0]
+        for r in conn.execute(
+            """SELECT DISTINCT path FROM refs WHERE via IN ('global', 'none', '') AND (
+               name IN (SELECT name FROM changed_names)
+               OR substr(receiver, 1, instr(receiver || '.', '.') - 1) IN (SELECT name FROM changed_names))"""
+        )
+    )
+    return affected
+
+
+def extract(cfg: ExtractConfig, force_full: bool = False) -> BuildReport:
+    """Index `cfg.repo` into `cfg.out_graph` and return what was done."""
+    t0 = time.perf_counter()
+    root = Path(cfg.repo).expanduser()
+    if not root.exists():
+        raise NanodexError(f"repository path does not exist: {root}", "pass an existing folder with REPO=")
+    if not root.is_dir():
+        raise NanodexError(
+            f"repository path is not a folder: {root}", "pass the repository's root folder with REPO="
+        )
+    if cfg.use_scip:
+        raise NanodexError(
+            "use_scip: SCIP indexes are not supported yet", "set use_scip: false in the extract config"
+        )
+    root = root.resolve()
+    langs = languages.expand(cfg.languages)
+    for name in langs:
+        languages.query(name)  # fail early, with the install hint, if a grammar or query is missing
+    walked = walk(root, languages.by_extension(langs), cfg.exclude, cfg.max_file_bytes, cfg.respect_gitignore)
+    if not walked.files:
+        reason = f" ({len(walked.skipped)} skipped: see --verbose)" if walked.skipped else ""
+        raise NanodexError(
+            f"no source files of {', '.join(langs)} found in {root}{reason}",
+            "point REPO= at a repository with code, or adjust languages/exclude in the extract config",
+        )
+    out = Path(cfg.out_graph)
+    fingerprint = _fingerprint(cfg, root, langs)
+    workers = cfg.workers or os.cpu_count() or 1
+
+    if out.exists() and not force_full:
+        conn = store.connect(out)
+        if store.get_meta(conn, "fingerprint") == fingerprint:
+            try:
+                report = _update(conn, root, walked.files, workers)
+                _finish(conn, report, walked.skipped, root, fingerprint)
+                conn.commit()
+            except BaseException:
+                conn.rollback()
+                raise
+            finally:
+                conn.close()
+            report.seconds = time.perf_counter() - t0
+            return report
+        conn.close()
+        log.info("graph settings changed since the last run: full rebuild")
+
+    with atomic_path(out) as tmp:
+        conn = store.connect(tmp)
+        try:
+            report = _update(conn, root, walked.files, workers)
+            report.full = True
+            _finish(conn, report, walked.skipped, root, fingerprint)
+            conn.commit()
+            conn.execute("PRAGMA journal_mode=DELETE")  # fold the WAL in before the rename
+        finally:
+            conn.close()
+        for suffix in ("-wal", "-shm"):
+            Path(str(tmp) + suffix).unlink(missing_ok=True)
+            Path(str(out) + suffix).unlink(missing_ok=True)
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _update(conn: sqlite3.Connection, root: Path, files: list[SourceFile], workers: int) -> BuildReport:
+    report = BuildReport(files=len(files))
+    old = {
+        p: (sha, mt, size)
+        for p, sha, mt, size in conn.execute("SELECT path, sha256, mtime_ns, bytes FROM files")
+    }
+    current = {f.path for f in files}
+    deleted = set(old) - current
+    to_parse: list[SourceFile] = []
+    touch: list[tuple[int, str]] = []
+    for f in files:
+        prev = old.get(f.path)
+        if prev is not None and prev[1] == f.mtime_ns and prev[2] == f.size:
+            continue
+        if prev is not None and prev[2] == f.size and _sha256(root / f.path) == prev[0]:
+            touch.append((f.mtime_ns, f.path))
+            continue
+        to_parse.append(f)
+    report.unchanged = len(files) - len(to_parse)
+    report.deleted = len(deleted)
+    conn.executemany("UPDATE files SET mtime_ns = ? WHERE path = ?", touch)
+    if not to_parse and not deleted:
+        return report
+
+    results = _parse_all(root, to_parse, workers)
+    parsed = [r for r in results if isinstance(r, FileFacts)]
+    unreadable = [r for r in results if not isinstance(r, FileFacts)]
+    report.parsed = len(parsed)
+    changed = {f.path for f in to_parse} | deleted
+    file_set_changed = bool(deleted) or any(p not in old for p in changed)
+    if file_set_changed:
+        affected = current | set(old)
+    else:
+        affected = _affected(conn, changed, {n.name for fx in parsed for n in fx.nodes if n.type != "module"})
+    store.delete_files(conn, changed)
+    conn.executemany("DELETE FROM edges WHERE src_path = ?", [(p,) for p in affected])
+    mtimes = {f.path: f.mtime_ns for f in to_parse}
+    for fx in parsed:
+        store.insert_facts(conn, fx, mtimes[fx.path])
+    for path, reason in unreadable:
+        log.warning("skipped %s: %s", path, reason)
+    present = sorted(p for p in affected if p in current)
+    report.resolved_files = len(present)
+    report.references = resolve_files(conn, present)
+    return report
+
+
+def _finish(
+    conn: sqlite3.Connection, report: BuildReport, skipped: dict[str, str], root: Path, fingerprint: dict
+) -> None:
+    conn.execute("DELETE FROM skipped")
+    conn.executemany("INSERT INTO skipped VALUES(?, ?)", sorted(skipped.items()))
+    report.skipped = skipped
+    report.parse_errors, report.files_with_errors = conn.execute(
+        "SELECT COALESCE(SUM(parse_errors), 0), COALESCE(SUM(parse_errors > 0), 0) FROM files"
+    ).fetchone()
+    store.set_meta(conn, "fingerprint", fingerprint)
+    store.set_meta(conn, "repo_root", str(root))
+    store.set_meta(conn, "commit", _git_commit(root))
+    store.set_meta(conn, "updated_at", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+
+
+def copy_graph(src: Path, dst: Path) -> None:
+    """Copy a graph database consistently (used by tests and benchmarks)."""
+    shutil.copyfile(src, dst)

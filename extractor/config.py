@@ -1,0 +1,22 @@
+"""The extract stage's settings (config/extract.yaml)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ExtractConfig:
+    """Keys of config/extract.yaml; `--repo`/`--out` and friends override them."""
+
+    repo: str = "."
+    languages: list[str] = field(
+        default_factory=lambda: ["python", "javascript", "typescript", "java", "go", "rust", "c", "cpp"]
+    )
+    use_scip: bool = False  # reserved: SCIP indexes are not read yet; true is rejected with a message
+    exclude: list[str] = field(default_factory=list)  # gitignore-style globs, on top of .gitignore
+    out_graph: str = "brain/graph.sqlite"
+    max_file_bytes: int = 1_000_000  # larger files are skipped and counted
+    workers: int = 0  # parse processes; 0 = one per core
+    respect_gitignore: bool = True
+    coverage_json: str | None = None  # optional coverage.py JSON report to mark covered functions

@@ -1,0 +1,144 @@
+"""Map an import as written (`..pkg.mod`, `./util`, `crate::a::b`, `"x/y.h"`) to repo files.
+
+One suffix index over every indexed file's path serves all languages: each language only says
+how its module spec turns into a '/'-separated path relative to the importer or to some root.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections import defaultdict
+
+_INDEX_STEMS = {"__init__", "index", "mod", "lib"}
+
+
+class ModuleIndex:
+    """Suffix lookups over the indexed file set (paths without extension, and folders)."""
+
+    def __init__(self, files: dict[str, str]) -> None:
+        self.files = files  # path -> lang
+        self.by_suffix: dict[str, list[str]] = defaultdict(list)
+        self.by_dir: dict[str, list[str]] = defaultdict(list)
+        for path in sorted(files):
+            stem = path.rsplit(".", 1)[0]
+            parts = stem.split("/")
+            if parts[-1] in _INDEX_STEMS and len(parts) > 1:
+                self._add_suffixes(parts[:-1], path)
+            self._add_suffixes(parts, path)
+            self.by_dir[posixpath.dirname(path)].append(path)
+
+    def _add_suffixes(self, parts: list[str], path: str) -> None:
+        for i in range(len(parts)):
+            self.by_suffix["/".join(parts[i:])].append(path)
+
+    def lookup(self, key: str, importer: str, lang_family: set[str]) -> list[str]:
+        """Files for a '/'-path key: exact-from-root wins, else the suffix match nearest the importer."""
+        cands = [p for p in self.by_suffix.get(key.strip("/"), []) if self.files[p] in lang_family]
+        if len(cands) <= 1:
+            return cands
+        exact = [
+            p for p in cands if p.rsplit(".", 1)[0] in (key, key + "/__init__", key + "/index", key + "/mod")
+        ]
+        if exact:
+            return exact
+        best = max(_common_prefix(p, importer) for p in cands)
+        return [p for p in cands if _common_prefix(p, importer) == best]
+
+    def directory(self, key: str, importer: str, lang_family: set[str]) -> list[str]:
+        """Files directly in the folder that `key` names (Go packages, Java on-demand imports)."""
+        key = key.strip("/")
+        dirs = [d for d in self.by_dir if d == key or d.endswith("/" + key)]
+        if not dirs:
+            return []
+        best = max(_common_prefix(d, importer) for d in dirs)
+        return [
+            p
+            for d in dirs
+            if _common_prefix(d, importer) == best
+            for p in self.by_dir[d]
+            if self.files[p] in lang_family
+        ]
+
+
+def _common_prefix(a: str, b: str) -> int:
+    n = 0
+    for x, y in zip(a.split("/"), b.split("/"), strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+FAMILIES = {
+    "python": {"python"},
+    "javascript": {"javascript", "typescript", "tsx"},
+    "typescript": {"javascript", "typescript", "tsx"},
+    "tsx": {"javascript", "typescript", "tsx"},
+    "java": {"java"},
+    "go": {"go"},
+    "rust": {"rust"},
+    "c": {"c", "cpp"},
+    "cpp": {"c", "cpp"},
+}
+
+
+def resolve_module(index: ModuleIndex, spec: str, importer: str, lang: str) -> list[str]:
+    """The repo files an import spec refers to; [] for external modules (stdlib, packages)."""
+    family = FAMILIES[lang]
+    here = posixpath.dirname(importer)
+    if lang == "python":
+        dots = len(spec) - len(spec.lstrip("."))
+        rest = spec[dots:].replace(".", "/")
+        if dots:
+            base = here
+            for _ in range(dots - 1):
+                base = posixpath.dirname(base)
+            key = posixpath.join(base, rest) if rest else base
+            return index.lookup(key, importer, family) if key else []
+        return index.lookup(rest, importer, family)
+    if lang in ("javascript", "typescript", "tsx"):
+        if not spec.startswith("."):
+            return []  # bare specifiers are packages
+        key = posixpath.normpath(posixpath.join(here, spec))
+        key = (
+            key.rsplit(".", 1)[0]
+            if posixpath.splitext(key)[1] in (".js", ".jsx", ".ts", ".tsx", ".mjs", ".cjs")
+            else key
+        )
+        exact = [
+            p for p in index.lookup(key, importer, family) if p.rsplit(".", 1)[0] in (key, key + "/index")
+        ]
+        return exact
+    if lang == "java":
+        return index.lookup(spec.replace(".", "/"), importer, family)
+    if lang == "go":
+        return index.directory(spec, importer, family)
+    if lang == "rust":
+        parts = spec.replace("::", "/").split("/")
+        base = here
+        while parts and parts[0] in ("crate", "self", "super"):
+            head = parts.pop(0)
+            if head == "super":
+                base = posixpath.dirname(base)
+            elif head == "crate":
+                base = ""
+        key = "/".join(parts)
+        if not key:
+            return []
+        found = index.lookup(posixpath.join(base, key) if base else key, importer, family)
+        return found or index.lookup(key, importer, family)
+    if lang in ("c", "cpp"):
+        key = posixpath.normpath(posixpath.join(here, spec))
+        hits = [p for p in index.files if p == key] or [
+            p for p in index.files if p == spec or p.endswith("/" + spec)
+        ]
+        hits = [p for p in hits if index.files[p] in family]
+        # A header's definitions usually live in the source file of the same stem.
+        stems = {h.rsplit(".", 1)[0] for h in hits}
+        siblings = [
+            p
+            for p in index.files
+            if p.rsplit(".", 1)[0] in stems and p not in hits and index.files[p] in family
+        ]
+        return hits + sorted(siblings)
+    return []

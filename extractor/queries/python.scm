@@ -1,0 +1,26 @@
+; Python: classes, functions/methods (decorated ones keep the `def` line as start, like `ast`),
+; docstrings, calls (plain, attribute, self/cls), raise, base classes, every import form.
+; Not covered: lambdas, comprehension scopes, dynamic imports (importlib), getattr calls.
+
+(class_definition
+  name: (identifier) @name
+  body: (block . (expression_statement (string) @doc)?)  @body) @definition.class
+
+(function_definition
+  name: (identifier) @name
+  body: (block . (expression_statement (string) @doc)?) @body) @definition.function
+
+(class_definition
+  superclasses: (argument_list [(identifier) (attribute)] @inherit.extends))
+
+(call function: (identifier) @name) @reference.call
+(call function: (attribute object: (_) @receiver attribute: (identifier) @name)) @reference.call
+
+(raise_statement . [(identifier) (attribute)] @name) @reference.throw
+(raise_statement . (call function: [(identifier) (attribute)] @name)) @reference.throw
+
+(import_statement name: (dotted_name) @import.module) @import
+(import_statement name: (aliased_import name: (dotted_name) @import.module alias: (identifier) @import.alias)) @import
+(import_from_statement module_name: (_) @import.module name: (dotted_name) @import.name) @import
+(import_from_statement module_name: (_) @import.module name: (aliased_import name: (dotted_name) @import.name alias: (identifier) @import.alias)) @import
+(import_from_statement module_name: (_) @import.module (wildcard_import) @import.wildcard) @import

@@ -1,0 +1,480 @@
+"""Turn raw references into edges: through scopes, imports and inheritance, not bare names.
+
+Order of lookup for a reference `receiver.name` made from node S in file F:
+1. `self`/`this`/`cls`/`super()`: members of S's class, then of its ancestors (extends edges).
+2. a receiver bound by F's imports (module alias, or a class): members of that module or class.
+3. no receiver: enclosing scopes, F's top-level names (and its package folder's for Go/Java),
+   F's imports (following re-exports and star imports), included headers.
+4. nothing found in scope: candidates by name across the repo, kept with a confidence
+   (1/number of candidates, at most MAX_CANDIDATES) in the edge's meta_json; `via` records
+   this so an incremental run knows which references depend on names defined elsewhere.
+Resolution reads the graph through SQL with small caches, so an incremental run touches only
+the rows it needs.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import sqlite3
+from collections import defaultdict
+from dataclasses import dataclass
+from functools import cached_property
+
+from extractor import languages
+from extractor.modules import FAMILIES, ModuleIndex, resolve_module
+from extractor.parse import CLASS_LIKE
+
+MAX_CANDIDATES = 5
+CALLABLE = ("function", "method", "class", "struct", "interface", "enum", "trait")
+_MAX_REEXPORT_DEPTH = 4
+# Receivers that name a language's built-in types (`ValueError.__init__`, `str.join`): never repo code.
+BUILTIN_RECEIVERS = {"python": set(dir(builtins))}
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    type: str
+    name: str
+    path: str
+    lang: str
+    parent: str
+    owner: str
+
+
+@dataclass
+class Binding:
+    """What a local name means in a file: module files, or symbol(s) inside module files."""
+
+    modules: list[str]
+    symbol: str = ""  # imported name inside `modules` ('' = the module itself)
+    external: bool = False
+
+
+class Resolver:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self._file_nodes: dict[str, list[Node]] = {}
+        self._named: dict[str, list[Node]] = {}
+        self._bindings: dict[str, tuple[dict[str, Binding], list[list[str]]]] = {}
+        self._bases: dict[str, list[str]] = {}
+        self._by_id: dict[str, Node | None] = {}
+
+    # ---- graph reads ---------------------------------------------------------------------
+    @cached_property
+    def index(self) -> ModuleIndex:
+        return ModuleIndex(dict(self.conn.execute("SELECT path, lang FROM files")))
+
+    def _rows(self, sql: str, args: tuple) -> list[Node]:
+        return [
+            Node(*r)
+            for r in self.conn.execute(
+                f"SELECT id, type, name, path, lang, parent, owner FROM nodes {sql}", args
+            )
+        ]
+
+    def file_nodes(self, path: str) -> list[Node]:
+        if path not in self._file_nodes:
+            self._file_nodes[path] = self._rows("WHERE path = ?", (path,))
+        return self._file_nodes[path]
+
+    def named(self, name: str) -> list[Node]:
+        if name not in self._named:
+            self._named[name] = self._rows("WHERE name = ? AND type != 'module'", (name,))
+        return self._named[name]
+
+    def node(self, node_id: str) -> Node | None:
+        if node_id not in self._by_id:
+            rows = self._rows("WHERE id = ?", (node_id,))
+            self._by_id[node_id] = rows[0] if rows else None
+        return self._by_id[node_id]
+
+    def bases(self, class_id: str) -> list[str]:
+        if class_id not in self._bases:
+            self._bases[class_id] = [
+                r[0]
+                for r in self.conn.execute(
+                    "SELECT dst_id FROM edges WHERE src_id = ? AND kind IN ('extends', 'implements') "
+                    "ORDER BY json_extract(meta_json, '$.line'), dst_id",
+                    (class_id,),
+                )
+            ]
+        return self._bases[class_id]
+
+    def forget_bases(self) -> None:
+        self._bases.clear()
+
+    # ---- scopes --------------------------------------------------------------------------
+    def top_level(self, path: str, name: str) -> list[Node]:
+        return [n for n in self.file_nodes(path) if n.name == name and n.parent == path and not n.owner]
+
+    def package_top_level(self, path: str, lang: str, name: str) -> list[Node]:
+        if not languages.LANGUAGES[lang].package_is_dir:
+            return []
+        folder = path.rsplit("/", 1)[0] if "/" in path else ""
+        out = []
+        for other in self.index.by_dir.get(folder, []):
+            if other != path and self.index.files.get(other) == lang:
+                out.extend(self.top_level(other, name))
+        return out
+
+    def members(self, class_id: str, name: str, seen: set[str] | None = None) -> list[Node]:
+        """`name` defined in the class (lexically or via owner) or, failing that, in its ancestors."""
+        seen = seen if seen is not None else set()
+        if class_id in seen:
+            return []
+        seen.add(class_id)
+        cls = self.node(class_id)
+        if cls is None:
+            return []
+        found = [n for n in self.file_nodes(cls.path) if n.name == name and n.parent == class_id]
+        if not found:  # Go receivers, Rust impl blocks, C++ out-of-line: owner names the type
+            found = [
+                n
+                for n in self.named(name)
+                if n.owner == cls.name
+                and FAMILIES[n.lang] >= {cls.lang}
+                and (
+                    n.path == cls.path
+                    or n.path.rsplit("/", 1)[0] == cls.path.rsplit("/", 1)[0]
+                    or n.lang in ("c", "cpp")
+                )
+            ]
+        if found:
+            return found
+        for base in self.bases(class_id):
+            found = self.members(base, name, seen)
+            if found:
+                return found
+        return []
+
+    def enclosing_class(self, src: Node | None) -> Node | None:
+        while src is not None:
+            if src.type in CLASS_LIKE:
+                return src
+            if src.owner:
+                owners = [
+                    n
+                    for n in self.named(src.owner)
+                    if n.type in CLASS_LIKE and FAMILIES[n.lang] >= {src.lang}
+                ]
+                same = [n for n in owners if n.path == src.path] or owners
+                return same[0] if same else None
+            src = self.node(src.parent) if src.parent and "::" in src.parent else None
+        return None
+
+    # ---- imports -------------------------------------------------------------------------
+    def bindings(self, path: str, lang: str) -> tuple[dict[str, Binding], list[list[str]]]:
+        """Local name -> Binding, plus the module file lists brought in by star/wildcard imports."""
+        if path in self._bindings:
+            return self._bindings[path]
+        names: dict[str, Binding] = {}
+        stars: list[list[str]] = []
+        rows = self.conn.execute(
+            "SELECT module, name, alias, wildcard FROM imports WHERE path = ? ORDER BY rowid", (path,)
+        )
+        for module, name, alias, wildcard in rows.fetchall():
+            mods = resolve_module(self.index, module, path, lang)
+            if lang in ("c", "cpp"):
+                wildcard = True
+            if wildcard:
+                if alias:
+                    names[alias] = Binding(mods, external=not mods)
+                elif mods:
+                    stars.append(mods)
+                continue
+            if name:
+                sep = {"python": ".", "java": ".", "rust": "::"}.get(lang, "/")
+                sub_spec = module + name if lang == "python" and module.endswith(".") else module + sep + name
+                sub = resolve_module(self.index, sub_spec, path, lang)
+                if sub and not any(self.top_level(p, name) for p in sub):
+                    names[alias or name] = Binding(sub)
+                elif sub:
+                    names[alias or name] = Binding(sub, symbol=name)
+                else:
+                    names[alias or name] = Binding(mods, symbol=name, external=not mods)
+            else:
+                local = alias or (
+                    module.rstrip("/").replace("::", "/").split("/")[-1] if lang in ("go", "rust") else module
+                )
+                names[local] = Binding(mods, external=not mods)
+                if lang == "python" and not alias and "." in module:
+                    head = module.split(".")[0]
+                    names.setdefault(
+                        head, Binding(resolve_module(self.index, head, path, lang), external=True)
+                    )
+        self._bindings[path] = (names, stars)
+        return names, stars
+
+    def in_module(self, paths: list[str], name: str, depth: int = 0) -> list[Node]:
+        """`name` as seen from outside modules `paths`: their top-level defs, re-exports, star imports."""
+        found = [n for p in paths for n in self.top_level(p, name)]
+        if found or depth >= _MAX_REEXPORT_DEPTH:
+            return found
+        for p in paths:
+            lang = self.index.files.get(p, "")
+            if not lang:
+                continue
+            names, stars = self.bindings(p, lang)
+            b = names.get(name)
+            if b is not None and not b.external:
+                found.extend(self.in_module(b.modules, b.symbol, depth + 1) if b.symbol else [])
+            for star in stars:
+                found.extend(self.in_module(star, name, depth + 1))
+        return found
+
+    # ---- references ----------------------------------------------------------------------
+    def resolve(
+        self, path: str, lang: str, src_id: str, kind: str, name: str, receiver: str
+    ) -> tuple[list[Node], str]:
+        """Targets of one reference and how they were found (scope/import/global/external/none)."""
+        spec = languages.LANGUAGES[lang]
+        want = CLASS_LIKE if kind in ("extends", "implements", "throws") else set(CALLABLE)
+        src = self.node(src_id) if "::" in src_id else None
+
+        def keep(nodes: list[Node]) -> list[Node]:
+            return [n for n in nodes if n.type in want and n.lang in FAMILIES[lang]]
+
+        if receiver in spec.self_names or receiver in ("super()", "super"):
+            cls = self.enclosing_class(src)
+            if cls is not None:
+                if receiver.startswith("super"):
+                    hits = [m for b in self.bases(cls.id) for m in self.members(b, name)][:1]
+                else:
+                    hits = self.members(cls.id, name)
+                if keep(hits):
+                    return keep(hits), "scope"
+            return self._global(lang, name, want, methods_only=True)
+        if receiver:
+            target = self._receiver(path, lang, receiver, src)
+            if target == "external":
+                return [], "external"
+            if isinstance(target, list):
+                hits = keep(self.in_module(target, name))
+                return (hits, "import") if hits else ([], "none")
+            if isinstance(target, Node):
+                hits = keep(self.members(target.id, name))
+                if hits:
+                    return hits, "import"
+            return self._global(lang, name, want, methods_only=True)
+        # Bare name: lexical scopes first, innermost out.
+        scope = src
+        while scope is not None:
+            local = [n for n in self.file_nodes(path) if n.parent == scope.id and n.name == name]
+            if scope.type in CLASS_LIKE and not spec.class_scoped_calls:
+                local = [n for n in local if n.type in CLASS_LIKE]
+            if scope.type in CLASS_LIKE and spec.class_scoped_calls and not local:
+                local = self.members(scope.id, name)
+            if keep(local):
+                return keep(local), "scope"
+            scope = self.node(scope.parent) if scope.parent and "::" in scope.parent else None
+        if spec.class_scoped_calls and src is not None:
+            cls = self.enclosing_class(src)
+            if cls is not None and keep(self.members(cls.id, name)):
+                return keep(self.members(cls.id, name)), "scope"
+        hits = keep(self.top_level(path, name))
+        if hits:
+            return hits, "scope"
+        names, stars = self.bindings(path, lang)
+        b = names.get(name)
+        if b is not None:
+            if b.external:
+                return [], "external"
+            hits = keep(self.in_module(b.modules, b.symbol or name))
+            if hits:
+                return hits, "import"
+        for star in stars:
+            hits = keep(self.in_module(star, name))
+            if hits:
+                return hits, "import"
+        hits = keep(self.package_top_level(path, lang, name))
+        if hits:
+            return hits, "scope"
+        return self._global(lang, name, want, methods_only=False)
+
+    def _receiver(
+        self, path: str, lang: str, receiver: str, src: Node | None
+    ) -> list[str] | Node | str | None:
+        """What a dotted receiver denotes: module files, a class node, 'external', or None (unknown)."""
+        names, _ = self.bindings(path, lang)
+        if receiver in names:
+            b = names[receiver]
+            if b.external:
+                return "external"
+            if not b.symbol:
+                return b.modules
+            cls = [n for n in self.in_module(b.modules, b.symbol) if n.type in CLASS_LIKE]
+            return cls[0] if cls else None
+        head, _, last = receiver.rpartition(".")
+        if head:
+            outer = self._receiver(path, lang, head, src)
+            if outer == "external":
+                return "external"
+            if isinstance(outer, list):
+                cls = [n for n in self.in_module(outer, last) if n.type in CLASS_LIKE]
+                if cls:
+                    return cls[0]
+                sub = resolve_module(self.index, f"{head}.{last}", path, lang) if lang == "python" else []
+                return sub or None
+            return None
+        hits, _ = self.resolve(path, lang, src.id if src else path, "extends", receiver, "")
+        if not hits and receiver in BUILTIN_RECEIVERS.get(lang, ()):
+            return "external"
+        return hits[0] if len(hits) == 1 else None
+
+    def _global(self, lang: str, name: str, want: set[str], methods_only: bool) -> tuple[list[Node], str]:
+        family = FAMILIES[lang]
+        cands = [
+            n
+            for n in self.named(name)
+            if n.lang in family and n.type in want and (not methods_only or n.type == "method")
+        ]
+        if 0 < len(cands) <= MAX_CANDIDATES:
+            return cands, "global"
+        return [], "none"
+
+
+def resolve_files(conn: sqlite3.Connection, paths: list[str]) -> dict[str, int]:
+    """(Re)build every edge that starts in `paths`; return counts of how references resolved."""
+    resolver = Resolver(conn)
+    stats: dict[str, int] = defaultdict(int)
+    langs = (
+        dict(
+            conn.execute(f"SELECT path, lang FROM files WHERE path IN ({','.join('?' * len(paths))})", paths)
+        )
+        if paths
+        else {}
+    )
+    edges: list[tuple] = []
+    via_updates: list[tuple] = []
+
+    def add(src: str, dst: str, kind: str, path: str, meta: dict) -> None:
+        edges.append((src, dst, kind, path, json.dumps(meta, sort_keys=True)))
+
+    marks = ",".join("?" * len(paths))
+    conn.execute(
+        f"UPDATE nodes SET meta_json = json_remove(meta_json, '$.raises', '$.external_bases') WHERE path IN ({marks})",
+        paths,
+    )
+    # Structure: defined_in, and the owner link of out-of-line methods.
+    for path in paths:
+        for n in resolver.file_nodes(path):
+            if n.type == "module":
+                continue
+            if n.owner:
+                cls = resolver.enclosing_class(n)
+                add(n.id, cls.id if cls else n.parent, "defined_in", path, {})
+            else:
+                add(n.id, n.parent, "defined_in", path, {})
+    # Inheritance first: method lookups through `self` need the bases of every class.
+    ref_rows = {
+        p: conn.execute(
+            "SELECT rowid, src_id, kind, name, receiver, line FROM refs WHERE path = ? ORDER BY rowid", (p,)
+        ).fetchall()
+        for p in paths
+    }
+    raises: dict[str, set[str]] = defaultdict(set)
+    bases_ext: dict[str, set[str]] = defaultdict(set)
+
+    def run(phase: set[str]) -> None:
+        for path in paths:
+            lang = langs[path]
+            for rowid, src, kind, name, receiver, line in ref_rows[path]:
+                if kind not in phase:
+                    continue
+                if src.startswith("@type:"):
+                    types = [n for n in resolver.top_level(path, src[6:]) if n.type in CLASS_LIKE] or [
+                        n
+                        for n in resolver.named(src[6:])
+                        if n.type in CLASS_LIKE and n.lang in FAMILIES[lang]
+                    ]
+                    if not types:
+                        continue
+                    src = types[0].id
+                targets, via = resolver.resolve(path, lang, src, kind, name, receiver)
+                stats[via] += 1
+                via_updates.append((via, rowid))
+                if not targets:
+                    if kind == "throws":
+                        raises[src].add(name)
+                    elif kind in ("extends", "implements"):
+                        bases_ext[src].add(f"{receiver}.{name}" if receiver else name)
+                    continue
+                conf = (
+                    1.0
+                    if via in ("scope", "import")
+                    else round(0.5 if len(targets) == 1 else 1 / len(targets), 3)
+                )
+                for t in targets:
+                    if t.id == src and kind != "calls":
+                        continue
+                    meta = {"line": line, "via": via, "confidence": conf}
+                    if len(targets) > 1:
+                        meta["candidates"] = len(targets)
+                    add(src, t.id, kind, path, meta)
+
+    run({"extends", "implements"})
+    _write(conn, edges)
+    edges.clear()
+    resolver.forget_bases()
+    run({"calls", "throws"})
+    # Imports: file -> imported symbol or module file; depends_on: file -> file.
+    for path in paths:
+        lang = langs[path]
+        names, stars = resolver.bindings(path, lang)
+        deps: set[str] = set()
+        for b in names.values():
+            if b.external:
+                continue
+            deps.update(b.modules)
+            syms = resolver.in_module(b.modules, b.symbol) if b.symbol else []
+            for t in syms or [resolver.node(m) for m in b.modules]:
+                if t is not None and t.path != path:
+                    add(path, t.id, "imports", path, {})
+        for star in stars:
+            deps.update(star)
+            for m in star:
+                add(path, m, "imports", path, {"wildcard": True})
+        for d in sorted(deps - {path}):
+            add(path, d, "depends_on", path, {})
+    # Tests: a test function tests the non-test code it calls.
+    tests = {
+        r[0]
+        for p in paths
+        for r in conn.execute(
+            "SELECT id FROM nodes WHERE path = ? AND json_extract(meta_json, '$.test') = 1 AND type IN ('function', 'method')",
+            (p,),
+        )
+    }
+    non_test_cache: dict[str, bool] = {}
+    for src, dst, kind, path, _ in list(edges):
+        if kind != "calls" or src not in tests:
+            continue
+        if dst not in non_test_cache:
+            row = conn.execute(
+                "SELECT f.meta_json FROM nodes n JOIN nodes f ON f.id = n.path WHERE n.id = ?", (dst,)
+            ).fetchone()
+            non_test_cache[dst] = bool(row) and not json.loads(row[0]).get("test")
+        if non_test_cache[dst]:
+            add(src, dst, "tests", path, {})
+    _write(conn, edges)
+    conn.executemany("UPDATE refs SET via = ? WHERE rowid = ?", via_updates)
+    for src, names_ in raises.items():
+        _merge_meta(conn, src, "raises", sorted(names_))
+    for src, names_ in bases_ext.items():
+        _merge_meta(conn, src, "external_bases", sorted(names_))
+    return dict(stats)
+
+
+def _write(conn: sqlite3.Connection, edges: list[tuple]) -> None:
+    conn.executemany("INSERT OR IGNORE INTO edges VALUES(?,?,?,?,?)", edges)
+
+
+def _merge_meta(conn: sqlite3.Connection, node_id: str, key: str, value: object) -> None:
+    row = conn.execute("SELECT meta_json FROM nodes WHERE id = ?", (node_id,)).fetchone()
+    if row is None:
+        return
+    meta = json.loads(row[0])
+    meta[key] = value
+    conn.execute("UPDATE nodes SET meta_json = ? WHERE id = ?", (json.dumps(meta, sort_keys=True), node_id))

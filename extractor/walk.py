@@ -1,0 +1,151 @@
+"""Find the files to index: language by extension, .gitignore and exclude globs, size cap.
+
+Safety rules from DESIGN.md live here: symlinked folders are never followed (no loops),
+symlinked files are indexed only when they point inside the repo, binary files and files over the
+size cap are skipped and counted, never read whole.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from pathlib import Path
+
+from extractor.languages import LanguageSpec
+
+_PRUNE = {".git", ".hg", ".svn", "__pycache__", "node_modules", ".venv", "venv", ".tox", ".mypy_cache"}
+
+
+@dataclass
+class SourceFile:
+    path: str  # repo-relative, '/'-separated
+    lang: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass
+class WalkResult:
+    files: list[SourceFile] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # path -> reason
+
+
+def _git_listed(root: Path) -> set[str] | None:
+    """Files git would track (tracked + untracked, minus ignored); None if `root` is no git work tree.
+
+    A folder that an enclosing repository ignores (a venv, a vendored tree) counts as no work tree.
+    """
+    try:
+        ignored = subprocess.run(
+            ["git", "-C", str(root), "check-ignore", "-q", "."], capture_output=True, timeout=30
+        )
+        if ignored.returncode == 0:
+            return None
+        out = subprocess.run(
+            ["git", "-C", str(root), "ls-files", "-co", "--exclude-standard", "-z"],
+            capture_output=True,
+            check=True,
+            timeout=60,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    # With -C root, ls-files prints paths relative to `root`, also when root is a subfolder.
+    return {p for p in out.decode("utf-8", "surrogateescape").split("\0") if p}
+
+
+def _excluded(rel: str, globs: list[str]) -> bool:
+    for g in globs:
+        g = g.rstrip("/")
+        if (
+            fnmatchcase(rel, g)
+            or fnmatchcase(rel, g + "/**")
+            or ("/" not in g and fnmatchcase(rel.rsplit("/", 1)[-1], g))
+        ):
+            return True
+        if g.startswith("**/") and (fnmatchcase(rel, g[3:]) or fnmatchcase(rel, g[3:] + "/**")):
+            return True
+    return False
+
+
+def _root_gitignore(root: Path) -> list[str]:
+    """Outside git, the root .gitignore's plain patterns as globs (negations are not supported)."""
+    path = root / ".gitignore"
+    if not path.is_file():
+        return []
+    globs = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        line = line.strip()
+        if line and not line.startswith(("#", "!")):
+            globs.append(
+                line.lstrip("/")
+                if line.startswith("/")
+                else f"**/{line}"
+                if "/" not in line.rstrip("/")
+                else line
+            )
+    return globs
+
+
+def _is_binary(path: Path) -> bool:
+    with path.open("rb") as fh:
+        return b"\0" in fh.read(8192)
+
+
+def walk(
+    root: Path,
+    by_ext: dict[str, LanguageSpec],
+    exclude: list[str],
+    max_bytes: int,
+    respect_gitignore: bool = True,
+) -> WalkResult:
+    """List the source files under `root` (sorted by path) and the ones skipped, with reasons."""
+    result = WalkResult()
+    root = root.resolve()
+    listed = _git_listed(root) if respect_gitignore else None
+    if respect_gitignore and listed is None:
+        exclude = [*exclude, *_root_gitignore(root)]
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        rel_dir = os.path.relpath(dirpath, root).replace(os.sep, "/")
+        rel_dir = "" if rel_dir == "." else rel_dir + "/"
+        kept = []
+        for d in dirnames:
+            full = Path(dirpath, d)
+            if d in _PRUNE or _excluded(rel_dir + d, exclude):
+                continue
+            if full.is_symlink():
+                result.skipped[rel_dir + d] = "symlinked folder (not followed)"
+                continue
+            kept.append(d)
+        dirnames[:] = sorted(kept)
+        for name in filenames:
+            rel = rel_dir + name
+            spec = by_ext.get(os.path.splitext(name)[1].lower())
+            if spec is None or _excluded(rel, exclude):
+                continue
+            if listed is not None and rel not in listed:
+                continue
+            full = Path(dirpath, name)
+            try:
+                if full.is_symlink():
+                    target = full.resolve(strict=True)
+                    if not target.is_relative_to(root):
+                        result.skipped[rel] = "symlink to outside the repository"
+                        continue
+                    if not target.is_file():
+                        result.skipped[rel] = "symlink to a non-file"
+                        continue
+                st = full.stat()
+                if st.st_size > max_bytes:
+                    result.skipped[rel] = f"larger than max_file_bytes ({st.st_size} > {max_bytes})"
+                    continue
+                if _is_binary(full):
+                    result.skipped[rel] = "binary content"
+                    continue
+            except (OSError, RuntimeError) as err:  # broken link, loop, permission
+                result.skipped[rel] = f"unreadable ({err.__class__.__name__})"
+                continue
+            result.files.append(SourceFile(rel, spec.name, st.st_size, st.st_mtime_ns))
+    result.files.sort(key=lambda f: f.path)
+    return result

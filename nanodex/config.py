@@ -1,0 +1,107 @@
+"""YAML config files read into typed dataclasses.
+
+Each stage declares its own dataclass; this module only knows how to fill one from a YAML
+mapping plus command-line overrides. Unknown keys and wrongly typed values are errors that name
+the key, because a silently ignored typo in a training config costs hours.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from nanodex.errors import NanodexError
+
+T = TypeVar("T")
+
+
+def load_config(cls: type[T], path: str | Path | None, overrides: dict[str, Any] | None = None) -> T:
+    """Build `cls` from the YAML file at `path` (may be None) with non-None `overrides` on top."""
+    data: dict[str, Any] = {}
+    where = "defaults"
+    if path:
+        where = str(path)
+        p = Path(path)
+        if not p.is_file():
+            raise NanodexError(f"config file not found: {p}", "pass an existing YAML file with CONFIG=")
+        try:
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except yaml.YAMLError as err:
+            raise NanodexError(
+                f"{p}: invalid YAML ({err.__class__.__name__})", "fix the file's syntax"
+            ) from err
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise NanodexError(
+                f"{p}: top level must be a mapping of keys to values", "see config/ for examples"
+            )
+        data.update(loaded)
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            data[key] = value
+    return from_dict(cls, data, where)
+
+
+def from_dict(cls: type[T], data: dict[str, Any], where: str) -> T:
+    """Fill dataclass `cls` from `data`, checking key names and value types recursively."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    for key in data:
+        if key not in fields:
+            known = ", ".join(sorted(fields))
+            raise NanodexError(f"{where}: unknown config key '{key}'", f"use one of: {known}")
+    hints = typing.get_type_hints(cls)
+    values = {key: _coerce(hints[key], value, f"{where}: key '{key}'") for key, value in data.items()}
+    return cls(**values)
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    """The plain-dict form of a config dataclass (for manifests and reports)."""
+    return dataclasses.asdict(obj)
+
+
+def _coerce(tp: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(arg, value, where)
+            except NanodexError as err:
+                errors.append(err)
+        raise errors[0]
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise NanodexError(f"{where} must be a mapping", "see config/ for the expected shape")
+        return from_dict(tp, value, where)
+    if origin in (list, tuple):
+        if not isinstance(value, list | tuple):
+            raise NanodexError(f"{where} must be a list", "write it as [a, b] or one '- item' per line")
+        item = args[0] if args else Any
+        return [_coerce(item, v, where) for v in value]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise NanodexError(f"{where} must be a mapping", "write it as {key: value}")
+        vt = args[1] if len(args) == 2 else Any
+        return {k: _coerce(vt, v, where) for k, v in value.items()}
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp in (int, float, str, bool):
+        if isinstance(value, bool) and tp is not bool:
+            raise NanodexError(f"{where} must be {tp.__name__}, got {value!r}", "fix the value")
+        if not isinstance(value, tp):
+            raise NanodexError(f"{where} must be {tp.__name__}, got {value!r}", "fix the value")
+        return value
+    return value

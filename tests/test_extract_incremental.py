@@ -1,0 +1,105 @@
+"""An incremental re-run must give exactly the graph a fresh full run gives."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FIXTURES, build_graph, graph_snapshot
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    dst = tmp_path / "repo"
+    shutil.copytree(FIXTURES / "python", dst)
+    (dst / "expected.yaml").unlink()
+    return dst
+
+
+def _assert_same_as_fresh(repo: Path, graph: Path, tmp_path: Path) -> None:
+    fresh = tmp_path / "fresh.sqlite"
+    build_graph(repo, fresh, ["python"])
+    inc, full = graph_snapshot(graph), graph_snapshot(fresh)
+    for table in full:
+        assert sorted(inc[table] - full[table]) == [], f"{table}: only in the incremental graph"
+        assert sorted(full[table] - inc[table]) == [], f"{table}: only in the fresh graph"
+
+
+def test_unchanged_rerun_parses_nothing(repo: Path, graph_path: Path) -> None:
+    first = build_graph(repo, graph_path, ["python"])
+    again = build_graph(repo, graph_path, ["python"])
+    assert first.parsed == 6 and first.full
+    assert again.parsed == 0 and again.unchanged == 6 and again.resolved_files == 0 and not again.full
+
+
+def test_touch_without_change_parses_nothing(repo: Path, graph_path: Path) -> None:
+    build_graph(repo, graph_path, ["python"])
+    target = repo / "shop" / "pricing.py"
+    target.write_bytes(target.read_bytes())  # new mtime, same content
+    assert build_graph(repo, graph_path, ["python"]).parsed == 0
+
+
+def test_edit_reparses_one_file_and_matches_fresh(repo: Path, graph_path: Path, tmp_path: Path) -> None:
+    build_graph(repo, graph_path, ["python"])
+    pricing = repo / "shop" / "pricing.py"
+    # `price` moves down two lines and gains a sibling; callers elsewhere must be re-resolved.
+    pricing.write_text(
+        pricing.read_text().replace(
+            "def price(item):", "def discount(item):\n    return 0\n\n\ndef price(item):"
+        )
+    )
+    report = build_graph(repo, graph_path, ["python"])
+    assert report.parsed == 1
+    assert 1 <= report.resolved_files < 6
+    _assert_same_as_fresh(repo, graph_path, tmp_path)
+
+
+def test_rename_breaks_and_restores_cross_file_edges(repo: Path, graph_path: Path, tmp_path: Path) -> None:
+    build_graph(repo, graph_path, ["python"])
+    errors = repo / "shop" / "errors.py"
+    original = errors.read_text()
+    errors.write_text(
+        original.replace("class ShopError", "class StoreError").replace("(ShopError)", "(StoreError)")
+    )
+    build_graph(repo, graph_path, ["python"])
+    _assert_same_as_fresh(repo, graph_path, tmp_path)
+    errors.write_text(original)
+    build_graph(repo, graph_path, ["python"])
+    _assert_same_as_fresh(repo, graph_path, tmp_path)
+
+
+def test_inheritance_change_reaches_subclasses_in_other_files(
+    repo: Path, graph_path: Path, tmp_path: Path
+) -> None:
+    (repo / "shop" / "special.py").write_text(
+        "from shop.models import Item\n\n\nclass Special(Item):\n    def run(self):\n        return self.describe()\n"
+    )
+    build_graph(repo, graph_path, ["python"])
+    models = repo / "shop" / "models.py"
+    models.write_text(models.read_text().replace("class Item(Base):", "class Item:"))
+    build_graph(repo, graph_path, ["python"])
+    _assert_same_as_fresh(repo, graph_path, tmp_path)
+
+
+def test_add_and_delete_files_match_fresh(repo: Path, graph_path: Path, tmp_path: Path) -> None:
+    build_graph(repo, graph_path, ["python"])
+    (repo / "shop" / "audit.py").write_text(
+        "from .cart import Cart\n\n\ndef audit():\n    return Cart().checkout()\n"
+    )
+    (repo / "shop" / "pricing.py").unlink()
+    report = build_graph(repo, graph_path, ["python"])
+    assert report.parsed == 1 and report.deleted == 1
+    _assert_same_as_fresh(repo, graph_path, tmp_path)
+
+
+def test_parallel_build_equals_serial(repo: Path, tmp_path: Path) -> None:
+    for i in range(30):  # enough files to go through the process pool
+        (repo / "shop" / f"gen_{i}.py").write_text(
+            f"from .pricing import total\n\n\ndef f{i}(x):\n    return total(x)\n"
+        )
+    serial, parallel = tmp_path / "s.sqlite", tmp_path / "p.sqlite"
+    build_graph(repo, serial, ["python"], workers=1)
+    build_graph(repo, parallel, ["python"], workers=2)
+    assert graph_snapshot(serial) == graph_snapshot(parallel)
