@@ -44,6 +44,13 @@ class ModuleIndex:
         best = max(_common_prefix(p, importer) for p in cands)
         return [p for p in cands if _common_prefix(p, importer) == best]
 
+    def package(self, folder: str, lang: str) -> list[str]:
+        """Files of `lang` in the same package as `folder`: the folder itself, and for Java the
+        same package path under other source roots (src/main/java/a/b and src/test/java/a/b)."""
+        key = _java_package(folder) if lang == "java" else None
+        dirs = [d for d in self.by_dir if d == folder or (key is not None and _java_package(d) == key)]
+        return [p for d in dirs for p in self.by_dir[d] if self.files[p] == lang]
+
     def directory(self, key: str, importer: str, lang_family: set[str]) -> list[str]:
         """Files directly in the folder that `key` names (Go packages, Java on-demand imports)."""
         key = key.strip("/")
@@ -58,6 +65,15 @@ class ModuleIndex:
             for p in self.by_dir[d]
             if self.files[p] in lang_family
         ]
+
+
+def _java_package(folder: str) -> str:
+    """The package path of a Java source folder: what follows the last `java/` (or `src/`) root."""
+    for root in ("/java/", "java/", "/src/", "src/"):
+        i = folder.rfind(root)
+        if i >= 0 and (i == 0 or root.startswith("/")):
+            return folder[i + len(root) :]
+    return folder
 
 
 def _common_prefix(a: str, b: str) -> int:
@@ -109,8 +125,9 @@ def resolve_module(index: ModuleIndex, spec: str, importer: str, lang: str) -> l
             p for p in index.lookup(key, importer, family) if p.rsplit(".", 1)[0] in (key, key + "/index")
         ]
         return exact
-    if lang == "java":
-        return index.lookup(spec.replace(".", "/"), importer, family)
+    if lang == "java":  # a class (com/acme/Foo.java) or, for on-demand imports, a package folder
+        key = spec.replace(".", "/")
+        return index.lookup(key, importer, family) or index.directory(key, importer, family)
     if lang == "go":
         return index.directory(spec, importer, family)
     if lang == "rust":

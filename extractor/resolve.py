@@ -114,8 +114,8 @@ class Resolver:
             return []
         folder = path.rsplit("/", 1)[0] if "/" in path else ""
         out = []
-        for other in self.index.by_dir.get(folder, []):
-            if other != path and self.index.files.get(other) == lang:
+        for other in self.index.package(folder, lang):
+            if other != path:
                 out.extend(self.top_level(other, name))
         return out
 
@@ -210,6 +210,16 @@ class Resolver:
     def in_module(self, paths: list[str], name: str, depth: int = 0) -> list[Node]:
         """`name` as seen from outside modules `paths`: their top-level defs, re-exports, star imports."""
         found = [n for p in paths for n in self.top_level(p, name)]
+        if not found:  # Java `import static a.B.m`: members of the file's top-level classes
+            found = [
+                m
+                for p in paths
+                if self.index.files.get(p) == "java"
+                for c in self.file_nodes(p)
+                if c.parent == p and c.type in CLASS_LIKE
+                for m in self.file_nodes(p)
+                if m.parent == c.id and m.name == name
+            ]
         if found or depth >= _MAX_REEXPORT_DEPTH:
             return found
         for p in paths:
@@ -245,7 +255,7 @@ class Resolver:
                     hits = self.members(cls.id, name)
                 if keep(hits):
                     return keep(hits), "scope"
-            return self._global(lang, name, want, methods_only=True)
+            return self._global(lang, name, src, bare=False, receiver=receiver)
         if receiver:
             target = self._receiver(path, lang, receiver, src)
             if target == "external":
@@ -257,7 +267,7 @@ class Resolver:
                 hits = keep(self.members(target.id, name))
                 if hits:
                     return hits, "import"
-            return self._global(lang, name, want, methods_only=True)
+            return self._global(lang, name, src, bare=False, receiver=receiver)
         # Bare name: lexical scopes first, innermost out.
         scope = src
         while scope is not None:
@@ -291,7 +301,7 @@ class Resolver:
         hits = keep(self.package_top_level(path, lang, name))
         if hits:
             return hits, "scope"
-        return self._global(lang, name, want, methods_only=False)
+        return self._global(lang, name, src, bare=True)
 
     def _receiver(
         self, path: str, lang: str, receiver: str, src: Node | None
@@ -323,15 +333,43 @@ class Resolver:
             return "external"
         return hits[0] if len(hits) == 1 else None
 
-    def _global(self, lang: str, name: str, want: set[str], methods_only: bool) -> tuple[list[Node], str]:
+    def _lineage(self, class_id: str) -> set[str]:
+        """A class and all its ancestors."""
+        out, todo = set(), [class_id]
+        while todo:
+            c = todo.pop()
+            if c not in out:
+                out.add(c)
+                todo.extend(self.bases(c))
+        return out
+
+    def _global(
+        self, lang: str, name: str, src: Node | None, bare: bool, receiver: str = ""
+    ) -> tuple[list[Node], str]:
+        """Candidates by name across the repo, used only where scope and imports say nothing.
+
+        A bare name reaches other files only through link-time globals (C/C++); a call on an
+        object of unknown type may reach any method of that name. One candidate becomes an edge
+        (confidence 0.5); several stay candidates in the caller's meta_json ('ambiguous').
+        """
+        if bare and lang not in ("c", "cpp"):
+            return [], "none"
         family = FAMILIES[lang]
+        want = ("function",) if bare else ("method",)
         cands = [
             n
             for n in self.named(name)
-            if n.lang in family and n.type in want and (not methods_only or n.type == "method")
+            if n.lang in family and n.type in want and (src is None or n.id != src.id)
         ]
-        if 0 < len(cands) <= MAX_CANDIDATES:
+        if not bare and src is not None and receiver.split(".")[0] in languages.LANGUAGES[lang].self_names:
+            # `this.items.get()`: a field's type is unknown, but it is rarely the object's own class.
+            cls = self.enclosing_class(src)
+            own = self._lineage(cls.id) if cls is not None else set()
+            cands = [n for n in cands if n.parent not in own]
+        if len(cands) == 1:
             return cands, "global"
+        if 1 < len(cands) <= MAX_CANDIDATES:
+            return cands, "ambiguous"
         return [], "none"
 
 
@@ -354,7 +392,7 @@ def resolve_files(conn: sqlite3.Connection, paths: list[str]) -> dict[str, int]:
 
     marks = ",".join("?" * len(paths))
     conn.execute(
-        f"UPDATE nodes SET meta_json = json_remove(meta_json, '$.raises', '$.external_bases') WHERE path IN ({marks})",
+        f"UPDATE nodes SET meta_json = json_remove(meta_json, '$.raises', '$.external_bases', '$.ambiguous') WHERE path IN ({marks})",
         paths,
     )
     # Structure: defined_in, and the owner link of out-of-line methods.
@@ -376,6 +414,7 @@ def resolve_files(conn: sqlite3.Connection, paths: list[str]) -> dict[str, int]:
     }
     raises: dict[str, set[str]] = defaultdict(set)
     bases_ext: dict[str, set[str]] = defaultdict(set)
+    ambiguous: dict[str, list[dict]] = defaultdict(list)
 
     def run(phase: set[str]) -> None:
         for path in paths:
@@ -395,6 +434,16 @@ def resolve_files(conn: sqlite3.Connection, paths: list[str]) -> dict[str, int]:
                 targets, via = resolver.resolve(path, lang, src, kind, name, receiver)
                 stats[via] += 1
                 via_updates.append((via, rowid))
+                if via == "ambiguous":
+                    ambiguous[src].append(
+                        {
+                            "name": name,
+                            "line": line,
+                            "candidates": [t.id for t in targets],
+                            "confidence": round(1 / len(targets), 3),
+                        }
+                    )
+                    continue
                 if not targets:
                     if kind == "throws":
                         raises[src].add(name)
@@ -443,7 +492,7 @@ def resolve_files(conn: sqlite3.Connection, paths: list[str]) -> dict[str, int]:
         r[0]
         for p in paths
         for r in conn.execute(
-            "SELECT id FROM nodes WHERE path = ? AND json_extract(meta_json, '$.test') = 1 AND type IN ('function', 'method')",
+            "SELECT id FROM nodes WHERE path = ? AND json_extract(meta_json, '$.test') = 1 AND type IN ('function', 'method', 'module')",
             (p,),
         )
     }
@@ -462,6 +511,8 @@ def resolve_files(conn: sqlite3.Connection, paths: list[str]) -> dict[str, int]:
     conn.executemany("UPDATE refs SET via = ? WHERE rowid = ?", via_updates)
     for src, names_ in raises.items():
         _merge_meta(conn, src, "raises", sorted(names_))
+    for src, calls in ambiguous.items():
+        _merge_meta(conn, src, "ambiguous", sorted(calls, key=lambda c: (c["line"], c["name"])))
     for src, names_ in bases_ext.items():
         _merge_meta(conn, src, "external_bases", sorted(names_))
     return dict(stats)

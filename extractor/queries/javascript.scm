@@ -1,0 +1,170 @@
+; JavaScript (.js .jsx .mjs .cjs) — Tree-sitter queries for the nanodex extractor.
+; Capture names follow extractor/queries/README.md.
+;
+; Covers:
+;   definitions  class declarations; function and generator declarations; class methods
+;                (incl. getters/setters, static, #private, the `constructor`); class fields whose
+;                value is an arrow/function expression (`handle = () => {}`) as methods;
+;                `const|let|var f = () => {}` / `= function () {}` as functions named by the variable.
+;   calls        f(), obj.m(), this.m(), ns.f(), a.b.m() (receiver = object expression text),
+;                constructor calls `new Foo()` / `new ns.Foo()` as calls of Foo.
+;   throws       `throw new X(...)` / `throw new ns.X(...)` (the name X).
+;   inheritance  `class A extends B` / `extends ns.B` (extends).
+;   imports      `import D from 'm'` (default: @import.name is the local name), `import {a, b as c}`,
+;                `import * as ns from 'm'` (module + alias), side-effect `import 'm'`,
+;                `export ... from 'm'` re-exports (module only, for depends_on),
+;                CommonJS `const x = require('m')` (module + alias), `const {a, b: c} = require('m')`,
+;                and a bare `require('m')`.
+;
+; Deliberately not covered:
+;   `super(...)` / `super.m()` dispatch (super() is not a named callee), calls through computed
+;   members (`obj[k]()`), dynamic `import('m')`, anonymous default exports
+;   (`export default function () {}`), class expressions (`const A = class {}`), functions assigned
+;   to properties (`obj.m = function () {}` / `module.exports.f = ...`), object-literal methods,
+;   IIFEs and callbacks (anonymous: their calls belong to the enclosing definition), JSX elements
+;   as references, `throw err` of a variable (no type name), prototype-based inheritance.
+; Spans: `export` is outside the declaration node in this grammar, so spans start at `class` /
+; `function` (the same line in practice); an arrow function's span is its `const`/`let`/`var`
+; declaration.
+
+; ---------------------------------------------------------------- definitions
+
+(class_declaration
+  name: (identifier) @name
+  body: (class_body) @body) @definition.class
+
+(function_declaration
+  name: (identifier) @name
+  body: (statement_block) @body) @definition.function
+
+(generator_function_declaration
+  name: (identifier) @name
+  body: (statement_block) @body) @definition.function
+
+(method_definition
+  name: [(property_identifier) (private_property_identifier)] @name
+  body: (statement_block) @body) @definition.method
+
+(field_definition
+  property: [(property_identifier) (private_property_identifier)] @name
+  value: [
+    (arrow_function body: (_) @body)
+    (function_expression body: (_) @body)
+  ]) @definition.method
+
+; const f = () => {}: the declaration statement is the main node, so that the doc comment above
+; it (or above its `export`) is found.
+(lexical_declaration
+  (variable_declarator
+    name: (identifier) @name
+    value: [
+      (arrow_function body: (_) @body)
+      (function_expression body: (_) @body)
+      (generator_function body: (_) @body)
+    ])) @definition.function
+
+(variable_declaration
+  (variable_declarator
+    name: (identifier) @name
+    value: [
+      (arrow_function body: (_) @body)
+      (function_expression body: (_) @body)
+      (generator_function body: (_) @body)
+    ])) @definition.function
+
+; ---------------------------------------------------------------- calls
+
+(call_expression
+  function: (identifier) @name
+  (#not-eq? @name "require")) @reference.call
+
+(call_expression
+  function: (member_expression
+    object: (_) @receiver
+    property: [(property_identifier) (private_property_identifier)] @name)) @reference.call
+
+(new_expression
+  constructor: (identifier) @name) @reference.call
+
+(new_expression
+  constructor: (member_expression
+    object: (_) @receiver
+    property: (property_identifier) @name)) @reference.call
+
+; ---------------------------------------------------------------- throws
+
+(throw_statement
+  (new_expression
+    constructor: (identifier) @name)) @reference.throw
+
+(throw_statement
+  (new_expression
+    constructor: (member_expression
+      property: (property_identifier) @name))) @reference.throw
+
+; ---------------------------------------------------------------- inheritance
+
+(class_declaration
+  (class_heritage
+    [(identifier) (member_expression)] @inherit.extends))
+
+; ---------------------------------------------------------------- imports
+
+; import D from 'm'
+(import_statement
+  (import_clause
+    (identifier) @import.name)
+  source: (string (string_fragment) @import.module)) @import
+
+; import { a, b as c } from 'm'
+(import_statement
+  (import_clause
+    (named_imports
+      (import_specifier
+        name: (identifier) @import.name
+        alias: (identifier)? @import.alias)))
+  source: (string (string_fragment) @import.module)) @import
+
+; import * as ns from 'm'
+(import_statement
+  (import_clause
+    (namespace_import (identifier) @import.alias))
+  source: (string (string_fragment) @import.module)) @import
+
+; import 'm'  (side effects only)
+(import_statement
+  .
+  source: (string (string_fragment) @import.module)) @import
+
+; export * from 'm' / export { a } from 'm'
+(export_statement
+  source: (string (string_fragment) @import.module)) @import
+
+; const m = require('m')
+(variable_declarator
+  name: (identifier) @import.alias
+  value: (call_expression
+    function: (identifier) @_require
+    arguments: (arguments . (string (string_fragment) @import.module) .))
+  (#eq? @_require "require")) @import
+
+; const { a, b: c } = require('m')
+(variable_declarator
+  name: (object_pattern
+    [
+      (shorthand_property_identifier_pattern) @import.name
+      (pair_pattern
+        key: (property_identifier) @import.name
+        value: (identifier) @import.alias)
+    ])
+  value: (call_expression
+    function: (identifier) @_require
+    arguments: (arguments . (string (string_fragment) @import.module) .))
+  (#eq? @_require "require")) @import
+
+; require('m') as a statement
+(expression_statement
+  (call_expression
+    function: (identifier) @_require
+    arguments: (arguments . (string (string_fragment) @import.module) .))
+  (#eq? @_require "require")) @import

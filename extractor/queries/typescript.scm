@@ -1,0 +1,200 @@
+; TypeScript (.ts .mts .cts) and TSX (.tsx) — Tree-sitter queries for the nanodex extractor.
+; The same file is compiled against both grammars (language_typescript and language_tsx), so it
+; uses only node types the two share: no JSX nodes (tsx only), no `<T>x` type assertions (ts only).
+; Capture names follow extractor/queries/README.md.
+;
+; Covers:
+;   definitions  classes and abstract classes; interfaces; enums; function and generator
+;                declarations; class methods (incl. getters/setters, static, #private, `constructor`);
+;                abstract method signatures and interface method signatures (methods without a
+;                body); class fields whose value is an arrow/function expression (methods);
+;                `const|let|var f = () => {}` / `= function () {}` as functions named by the variable.
+;   calls        f(), f<T>(), obj.m(), this.m(), this.field.m(), ns.f() (receiver = object expression
+;                text), constructor calls `new Foo()` / `new Foo<T>()` / `new ns.Foo()` as calls of Foo.
+;   throws       `throw new X(...)` / `throw new ns.X(...)`.
+;   inheritance  `class A extends B<T>` (extends), `implements I, J<T>, ns.K` (implements),
+;                `interface A extends B, C<T>` (extends).
+;   imports      `import D from 'm'` (default: @import.name is the local name), `import {a, b as c}`,
+;                `import type {...}`, `import * as ns from 'm'` (module + alias), side-effect
+;                `import 'm'`, `import x = require('m')`, `export ... from 'm'` re-exports (module only),
+;                CommonJS `const x = require('m')` / `const {a, b: c} = require('m')`.
+;
+; Deliberately not covered:
+;   type aliases (`type T = ...`: no node type for them), namespaces/`module` blocks (their
+;   functions are kept, without the namespace in the qualname), overload signatures and `declare
+;   function` (they would duplicate the implementation's id), property signatures, `super(...)`
+;   calls, computed member calls (`obj[k]()`), dynamic `import('m')`, anonymous default exports,
+;   class expressions, object-literal methods, callbacks (anonymous: their calls belong to the
+;   enclosing definition), JSX elements as references (`<Foo />`; JSX nodes exist only in the tsx
+;   grammar), decorators as calls, `throw err` of a variable.
+; Spans: `export` and decorators are outside the declaration node in this grammar (a class
+; decorator belongs to the export_statement, a method decorator is a sibling in the class body),
+; so spans start at the `class` / `function` / method line; an arrow function's span is its
+; `const`/`let`/`var` declaration.
+
+; ---------------------------------------------------------------- definitions
+
+(class_declaration
+  name: (type_identifier) @name
+  body: (class_body) @body) @definition.class
+
+(abstract_class_declaration
+  name: (type_identifier) @name
+  body: (class_body) @body) @definition.class
+
+(interface_declaration
+  name: (type_identifier) @name
+  body: (interface_body) @body) @definition.interface
+
+(enum_declaration
+  name: (identifier) @name
+  body: (enum_body) @body) @definition.enum
+
+(function_declaration
+  name: (identifier) @name
+  body: (statement_block) @body) @definition.function
+
+(generator_function_declaration
+  name: (identifier) @name
+  body: (statement_block) @body) @definition.function
+
+(method_definition
+  name: [(property_identifier) (private_property_identifier)] @name
+  body: (statement_block) @body) @definition.method
+
+(abstract_method_signature
+  name: [(property_identifier) (private_property_identifier)] @name) @definition.method
+
+(method_signature
+  name: [(property_identifier) (private_property_identifier)] @name) @definition.method
+
+(public_field_definition
+  name: [(property_identifier) (private_property_identifier)] @name
+  value: [
+    (arrow_function body: (_) @body)
+    (function_expression body: (_) @body)
+  ]) @definition.method
+
+; const f = () => {}: the declaration statement is the main node, so that the doc comment above
+; it (or above its `export`) is found.
+(lexical_declaration
+  (variable_declarator
+    name: (identifier) @name
+    value: [
+      (arrow_function body: (_) @body)
+      (function_expression body: (_) @body)
+      (generator_function body: (_) @body)
+    ])) @definition.function
+
+(variable_declaration
+  (variable_declarator
+    name: (identifier) @name
+    value: [
+      (arrow_function body: (_) @body)
+      (function_expression body: (_) @body)
+      (generator_function body: (_) @body)
+    ])) @definition.function
+
+; ---------------------------------------------------------------- calls
+
+(call_expression
+  function: (identifier) @name
+  (#not-eq? @name "require")) @reference.call
+
+(call_expression
+  function: (member_expression
+    object: (_) @receiver
+    property: [(property_identifier) (private_property_identifier)] @name)) @reference.call
+
+(new_expression
+  constructor: (identifier) @name) @reference.call
+
+(new_expression
+  constructor: (member_expression
+    object: (_) @receiver
+    property: (property_identifier) @name)) @reference.call
+
+; ---------------------------------------------------------------- throws
+
+(throw_statement
+  (new_expression
+    constructor: (identifier) @name)) @reference.throw
+
+(throw_statement
+  (new_expression
+    constructor: (member_expression
+      property: (property_identifier) @name))) @reference.throw
+
+; ---------------------------------------------------------------- inheritance
+
+(class_heritage
+  (extends_clause
+    value: [(identifier) (member_expression)] @inherit.extends))
+
+(class_heritage
+  (implements_clause
+    [(type_identifier) (generic_type) (nested_type_identifier)] @inherit.implements))
+
+(interface_declaration
+  (extends_type_clause
+    type: [(type_identifier) (generic_type) (nested_type_identifier)] @inherit.extends))
+
+; ---------------------------------------------------------------- imports
+
+; import D from 'm'
+(import_statement
+  (import_clause
+    (identifier) @import.name)
+  source: (string (string_fragment) @import.module)) @import
+
+; import { a, b as c } from 'm'  /  import type { T } from 'm'
+(import_statement
+  (import_clause
+    (named_imports
+      (import_specifier
+        name: (identifier) @import.name
+        alias: (identifier)? @import.alias)))
+  source: (string (string_fragment) @import.module)) @import
+
+; import * as ns from 'm'
+(import_statement
+  (import_clause
+    (namespace_import (identifier) @import.alias))
+  source: (string (string_fragment) @import.module)) @import
+
+; import 'm'  (side effects only)
+(import_statement
+  .
+  source: (string (string_fragment) @import.module)) @import
+
+; import fs = require('m')
+(import_statement
+  (import_require_clause
+    (identifier) @import.alias
+    source: (string (string_fragment) @import.module))) @import
+
+; export * from 'm' / export { a } from 'm'
+(export_statement
+  source: (string (string_fragment) @import.module)) @import
+
+; const m = require('m')
+(variable_declarator
+  name: (identifier) @import.alias
+  value: (call_expression
+    function: (identifier) @_require
+    arguments: (arguments . (string (string_fragment) @import.module) .))
+  (#eq? @_require "require")) @import
+
+; const { a, b: c } = require('m')
+(variable_declarator
+  name: (object_pattern
+    [
+      (shorthand_property_identifier_pattern) @import.name
+      (pair_pattern
+        key: (property_identifier) @import.name
+        value: (identifier) @import.alias)
+    ])
+  value: (call_expression
+    function: (identifier) @_require
+    arguments: (arguments . (string (string_fragment) @import.module) .))
+  (#eq? @_require "require")) @import
