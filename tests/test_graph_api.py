@@ -33,9 +33,15 @@ def test_lookups(graph: Graph) -> None:
 
 
 def test_relations(graph: Graph) -> None:
-    assert [n.id for n in graph.callees("shop/models.py::Item.take")] == ["shop/errors.py::OutOfStock", "shop/models.py::Base.describe"]
+    assert [n.id for n in graph.callees("shop/models.py::Item.take")] == [
+        "shop/errors.py::OutOfStock",
+        "shop/models.py::Base.describe",
+    ]
     assert "shop/cart.py::Cart.checkout" in [n.id for n in graph.callers("shop/pricing.py::total")]
-    assert [n.id for n in graph.owners("shop/models.py::Item.take")] == ["shop/models.py::Item", "shop/models.py"]
+    assert [n.id for n in graph.owners("shop/models.py::Item.take")] == [
+        "shop/models.py::Item",
+        "shop/models.py",
+    ]
     assert ("shop/models.py::Item.take", 31) in [(n.id, line) for n, line in graph.refs("OutOfStock")]
     tests = graph.tests_of("shop/models.py::Item.take")
     assert [t.meta["pytest_id"] for t in tests] == ["tests/test_cart.py::test_take"]
@@ -64,13 +70,21 @@ def test_missing_graph_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_inspect_and_export_cli(graph: Graph, tmp_path: Path) -> None:
-    run = lambda *a: subprocess.run([sys.executable, "-m", *a], capture_output=True, text=True, cwd=ROOT, check=True)  # noqa: E731
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", *args], capture_output=True, text=True, cwd=ROOT, check=True
+        )
+
     info = json.loads(run("extractor.inspect", "--graph", str(graph.path), "--json").stdout)
-    assert info["files"] == 6 and info["nodes_by_type"]["method"] == 11 and info["edges_by_kind"]["tests"] >= 3
+    assert (
+        info["files"] == 6 and info["nodes_by_type"]["method"] == 11 and info["edges_by_kind"]["tests"] >= 3
+    )
     out = tmp_path / "g.jsonl"
     run("extractor.export", "--graph", str(graph.path), "--format", "jsonl", "--out", str(out))
     recs = [json.loads(line) for line in out.read_text().splitlines()]
     assert sum(r["record"] == "node" for r in recs) == 6 + 21
-    assert ("shop/models.py::Item", "shop/models.py::Base") in {(r["src"], r["dst"]) for r in recs if r.get("kind") == "extends"}
+    assert ("shop/models.py::Item", "shop/models.py::Base") in {
+        (r["src"], r["dst"]) for r in recs if r.get("kind") == "extends"
+    }
     doc = json.loads(run("extractor.export", "--graph", str(graph.path), "--format", "json").stdout)
     assert len(doc["files"]) == 6 and len(doc["nodes"]) == 27
