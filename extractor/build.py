@@ -212,6 +212,7 @@ def extract(cfg: ExtractConfig, force_full: bool = False) -> BuildReport:
 
 def _update(conn: sqlite3.Connection, root: Path, files: list[SourceFile], workers: int) -> BuildReport:
     report = BuildReport(files=len(files))
+    store.set_meta(conn, "repo_root", str(root))  # resolution reads go.mod / Cargo.toml from here
     old = {
         p: (sha, mt, size)
         for p, sha, mt, size in conn.execute("SELECT path, sha256, mtime_ns, bytes FROM files")
@@ -267,7 +268,6 @@ def _finish(
         "SELECT COALESCE(SUM(parse_errors), 0), COALESCE(SUM(parse_errors > 0), 0) FROM files"
     ).fetchone()
     store.set_meta(conn, "fingerprint", fingerprint)
-    store.set_meta(conn, "repo_root", str(root))
     store.set_meta(conn, "commit", _git_commit(root))
     store.set_meta(conn, "updated_at", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 

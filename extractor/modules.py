@@ -6,8 +6,12 @@ how its module spec turns into a '/'-separated path relative to the importer or 
 
 from __future__ import annotations
 
+import contextlib
 import posixpath
+import re
+import tomllib
 from collections import defaultdict
+from pathlib import Path
 
 _INDEX_STEMS = {"__init__", "index", "mod", "lib"}
 
@@ -15,8 +19,9 @@ _INDEX_STEMS = {"__init__", "index", "mod", "lib"}
 class ModuleIndex:
     """Suffix lookups over the indexed file set (paths without extension, and folders)."""
 
-    def __init__(self, files: dict[str, str]) -> None:
+    def __init__(self, files: dict[str, str], root: Path | None = None) -> None:
         self.files = files  # path -> lang
+        self.go_module, self.rust_crate = _project_names(root)
         self.by_suffix: dict[str, list[str]] = defaultdict(list)
         self.by_dir: dict[str, list[str]] = defaultdict(list)
         for path in sorted(files):
@@ -57,6 +62,7 @@ class ModuleIndex:
         dirs = [d for d in self.by_dir if d == key or d.endswith("/" + key)]
         if not dirs:
             return []
+
         best = max(_common_prefix(d, importer) for d in dirs)
         return [
             p
@@ -65,6 +71,25 @@ class ModuleIndex:
             for p in self.by_dir[d]
             if self.files[p] in lang_family
         ]
+
+
+def _project_names(root: Path | None) -> tuple[str, str]:
+    """The Go module path (go.mod) and the Rust crate name (Cargo.toml) declared at the repo root."""
+    go_module = crate = ""
+    if root is None:
+        return go_module, crate
+    try:
+        m = re.search(r"^module\s+(\S+)", (root / "go.mod").read_text(encoding="utf-8"), re.M)
+        go_module = m.group(1) if m else ""
+    except OSError:
+        pass
+    with contextlib.suppress(OSError, tomllib.TOMLDecodeError):
+        crate = (
+            tomllib.loads((root / "Cargo.toml").read_text(encoding="utf-8"))
+            .get("package", {})
+            .get("name", "")
+        )
+    return go_module, crate.replace("-", "_")
 
 
 def _java_package(folder: str) -> str:
@@ -129,9 +154,20 @@ def resolve_module(index: ModuleIndex, spec: str, importer: str, lang: str) -> l
         key = spec.replace(".", "/")
         return index.lookup(key, importer, family) or index.directory(key, importer, family)
     if lang == "go":
-        return index.directory(spec, importer, family)
+        if index.go_module and (spec == index.go_module or spec.startswith(index.go_module + "/")):
+            spec = spec[len(index.go_module) :].strip("/")
+            return (
+                index.by_dir.get(spec, [])
+                if spec
+                else [p for p in index.by_dir.get("", []) if index.files[p] == "go"]
+            )
+        return index.directory(spec, importer, family) if "." not in spec.split("/")[0] else []
     if lang == "rust":
         parts = spec.replace("::", "/").split("/")
+        if index.rust_crate and parts and parts[0] == index.rust_crate:  # the crate's own name, from tests/
+            if len(parts) == 1:
+                return index.lookup("src/lib", importer, family)
+            parts[0] = "crate"
         base = here
         while parts and parts[0] in ("crate", "self", "super"):
             head = parts.pop(0)
@@ -142,6 +178,7 @@ def resolve_module(index: ModuleIndex, spec: str, importer: str, lang: str) -> l
         key = "/".join(parts)
         if not key:
             return []
+
         found = index.lookup(posixpath.join(base, key) if base else key, importer, family)
         return found or index.lookup(key, importer, family)
     if lang in ("c", "cpp"):
@@ -149,13 +186,11 @@ def resolve_module(index: ModuleIndex, spec: str, importer: str, lang: str) -> l
         hits = [p for p in index.files if p == key] or [
             p for p in index.files if p == spec or p.endswith("/" + spec)
         ]
-        hits = [p for p in hits if index.files[p] in family]
-        # A header's definitions usually live in the source file of the same stem.
-        stems = {h.rsplit(".", 1)[0] for h in hits}
-        siblings = [
-            p
-            for p in index.files
-            if p.rsplit(".", 1)[0] in stems and p not in hits and index.files[p] in family
-        ]
-        return hits + sorted(siblings)
+        return [p for p in hits if index.files[p] in family and p != importer]
     return []
+
+
+def implementation_files(index: ModuleIndex, headers: list[str]) -> list[str]:
+    """C/C++: the source files beside included headers (same stem), where their functions live."""
+    stems = {h.rsplit(".", 1)[0] for h in headers}
+    return sorted(p for p in index.files if p.rsplit(".", 1)[0] in stems and p not in headers)

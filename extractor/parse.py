@@ -139,6 +139,9 @@ def _comment_doc(node: Node, prefixes: tuple[str, ...]) -> str:
     lines: list[str] = []
     expect_row = anchor.start_point[0]
     prev = anchor.prev_sibling
+    while prev is not None and prev.type in ("attribute_item", "inner_attribute_item"):  # Rust #[derive(..)]
+        expect_row = prev.start_point[0]
+        prev = prev.prev_sibling
     while prev is not None and "comment" in prev.type and prev.end_point[0] >= expect_row - 1:
         text = _text(prev).strip()
         if not text.startswith(prefixes):

@@ -16,18 +16,21 @@ from __future__ import annotations
 
 import builtins
 import json
+import re
 import sqlite3
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
 from extractor import languages
-from extractor.modules import FAMILIES, ModuleIndex, resolve_module
+from extractor.modules import FAMILIES, ModuleIndex, implementation_files, resolve_module
 from extractor.parse import CLASS_LIKE
 
 MAX_CANDIDATES = 5
 CALLABLE = ("function", "method", "class", "struct", "interface", "enum", "trait")
 _MAX_REEXPORT_DEPTH = 4
+_GO_RECEIVER = re.compile(r"func\s*\(\s*(\w+)")
 # Receivers that name a language's built-in types (`ValueError.__init__`, `str.join`): never repo code.
 BUILTIN_RECEIVERS = {"python": set(dir(builtins))}
 
@@ -64,7 +67,9 @@ class Resolver:
     # ---- graph reads ---------------------------------------------------------------------
     @cached_property
     def index(self) -> ModuleIndex:
-        return ModuleIndex(dict(self.conn.execute("SELECT path, lang FROM files")))
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'repo_root'").fetchone()
+        root = Path(json.loads(row[0])) if row else None
+        return ModuleIndex(dict(self.conn.execute("SELECT path, lang FROM files")), root)
 
     def _rows(self, sql: str, args: tuple) -> list[Node]:
         return [
@@ -176,8 +181,13 @@ class Resolver:
         )
         for module, name, alias, wildcard in rows.fetchall():
             mods = resolve_module(self.index, module, path, lang)
-            if lang in ("c", "cpp"):
-                wildcard = True
+            if lang in ("c", "cpp"):  # an include brings the header's names, defined in its .c/.cpp
+                if mods:
+                    stars.append(mods)
+                    impl = [p for p in implementation_files(self.index, mods) if p != path]
+                    if impl:
+                        stars.append(impl)
+                continue
             if wildcard:
                 if alias:
                     names[alias] = Binding(mods, external=not mods)
@@ -246,7 +256,11 @@ class Resolver:
         def keep(nodes: list[Node]) -> list[Node]:
             return [n for n in nodes if n.type in want and n.lang in FAMILIES[lang]]
 
-        if receiver in spec.self_names or receiver in ("super()", "super"):
+        if (
+            receiver in spec.self_names
+            or receiver in ("super()", "super")
+            or self._is_receiver_var(src, receiver)
+        ):
             cls = self.enclosing_class(src)
             if cls is not None:
                 if receiver.startswith("super"):
@@ -265,6 +279,10 @@ class Resolver:
                 return (hits, "import") if hits else ([], "none")
             if isinstance(target, Node):
                 hits = keep(self.members(target.id, name))
+                if hits:
+                    return hits, "import"
+            if target is None and lang in ("c", "cpp"):  # `ns::f()`: a namespace, not an object
+                hits = keep(self._bare_in_includes(path, lang, name))
                 if hits:
                     return hits, "import"
             return self._global(lang, name, src, bare=False, receiver=receiver)
@@ -332,6 +350,19 @@ class Resolver:
         if not hits and receiver in BUILTIN_RECEIVERS.get(lang, ()):
             return "external"
         return hits[0] if len(hits) == 1 else None
+
+    def _bare_in_includes(self, path: str, lang: str, name: str) -> list[Node]:
+        return [n for star in self.bindings(path, lang)[1] for n in self.in_module(star, name)]
+
+    def _is_receiver_var(self, src: Node | None, receiver: str) -> bool:
+        """Go names its receiver (`func (s *Server) Run()`): `s` means this object inside the method."""
+        while src is not None and src.lang == "go":
+            if src.owner:
+                row = self.conn.execute("SELECT signature FROM nodes WHERE id = ?", (src.id,)).fetchone()
+                m = _GO_RECEIVER.match(row[0] if row else "")
+                return bool(m) and m.group(1) == receiver
+            src = self.node(src.parent) if "::" in src.parent else None
+        return False
 
     def _lineage(self, class_id: str) -> set[str]:
         """A class and all its ancestors."""
