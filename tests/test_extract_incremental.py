@@ -18,9 +18,12 @@ def repo(tmp_path: Path) -> Path:
     return dst
 
 
-def _assert_same_as_fresh(repo: Path, graph: Path, tmp_path: Path) -> None:
+def _assert_same_as_fresh(
+    repo: Path, graph: Path, tmp_path: Path, languages: tuple[str, ...] | None = ("python",)
+) -> None:
     fresh = tmp_path / "fresh.sqlite"
-    build_graph(repo, fresh, ["python"])
+    fresh.unlink(missing_ok=True)
+    build_graph(repo, fresh, list(languages) if languages else None)
     inc, full = graph_snapshot(graph), graph_snapshot(fresh)
     for table in full:
         assert sorted(inc[table] - full[table]) == [], f"{table}: only in the incremental graph"
@@ -103,3 +106,22 @@ def test_parallel_build_equals_serial(repo: Path, tmp_path: Path) -> None:
     build_graph(repo, serial, ["python"], workers=1)
     build_graph(repo, parallel, ["python"], workers=2)
     assert graph_snapshot(serial) == graph_snapshot(parallel)
+
+
+LANG_CASES = sorted(p.parent.name for p in FIXTURES.glob("*/expected.yaml"))
+
+
+@pytest.mark.parametrize("case", LANG_CASES)
+def test_every_language_incremental_equals_fresh(case: str, tmp_path: Path) -> None:
+    repo = tmp_path / case
+    shutil.copytree(FIXTURES / case, repo)
+    graph = tmp_path / "inc.sqlite"
+    build_graph(repo, graph)
+    sources = sorted(p for p in repo.rglob("*") if p.is_file() and p.suffix not in (".yaml", ".toml", ".mod"))
+    victim, removed = sources[len(sources) // 2], sources[-1]
+    victim.write_text("\n\n" + victim.read_text())  # every span in the file moves down two lines
+    assert build_graph(repo, graph).parsed == 1
+    _assert_same_as_fresh(repo, graph, tmp_path, None)
+    removed.unlink()
+    build_graph(repo, graph)
+    _assert_same_as_fresh(repo, graph, tmp_path, None)

@@ -82,9 +82,15 @@ def test_atomic_dir_replaces_whole_folder(tmp_path: Path) -> None:
 
 
 def test_umbrella_cli_dispatches_to_stage_help() -> None:
-    out = subprocess.run([sys.executable, "-m", "nanodex.cli", "extract", "--help"], capture_output=True, text=True, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, "-m", "nanodex.cli", "extract", "--help"], capture_output=True, text=True, cwd=ROOT
+    )
     assert out.returncode == 0 and "--repo" in out.stdout
-    listing = subprocess.run([sys.executable, "-m", "nanodex.cli", "--help"], capture_output=True, text=True, cwd=ROOT)
+    listing = subprocess.run(
+        [sys.executable, "-m", "nanodex.cli", "--help"], capture_output=True, text=True, cwd=ROOT
+    )
     assert "graph-inspect" in listing.stdout
-    bad = subprocess.run([sys.executable, "-m", "nanodex.cli", "nope"], capture_output=True, text=True, cwd=ROOT)
+    bad = subprocess.run(
+        [sys.executable, "-m", "nanodex.cli", "nope"], capture_output=True, text=True, cwd=ROOT
+    )
     assert bad.returncode == 2 and "unknown stage 'nope'" in bad.stderr
