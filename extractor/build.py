@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import sqlite3
 import subprocess
 import time
@@ -271,7 +270,3 @@ def _finish(
     store.set_meta(conn, "commit", _git_commit(root))
     store.set_meta(conn, "updated_at", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
-
-def copy_graph(src: Path, dst: Path) -> None:
-    """Copy a graph database consistently (used by tests and benchmarks)."""
-    shutil.copyfile(src, dst)
