@@ -104,8 +104,10 @@ def _affected(conn: sqlite3.Connection, changed: set[str], new_names: set[str]) 
 
     - files with any edge into a changed file (calls, imports, depends_on, extends ...);
     - files whose classes inherit, transitively, from a class in a changed file;
-    - files with references that were resolved by name across the repo (or not at all) and
-      whose name or receiver head is a name a changed file defined before or defines now.
+    - files with references that fell through to the repo-wide lookup by name (via global,
+      ambiguous or unresolved) and whose name or receiver head a changed file defines before or
+      after the change. Other references see only their own file, its imports and its
+      ancestors, which the first two rules cover.
     """
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS changed_paths(path TEXT PRIMARY KEY)")
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS changed_names(name TEXT PRIMARY KEY)")
@@ -138,7 +140,7 @@ def _affected(conn: sqlite3.Connection, changed: set[str], new_names: set[str]) 
     affected.update(
         r[0]
         for r in conn.execute(
-            """SELECT DISTINCT path FROM refs WHERE via IN ('global', 'none', '') AND (
+            """SELECT DISTINCT path FROM refs WHERE via IN ('global', 'ambiguous', 'unresolved') AND (
                name IN (SELECT name FROM changed_names)
                OR substr(receiver, 1, instr(receiver || '.', '.') - 1) IN (SELECT name FROM changed_names))"""
         )
@@ -269,4 +271,3 @@ def _finish(
     store.set_meta(conn, "fingerprint", fingerprint)
     store.set_meta(conn, "commit", _git_commit(root))
     store.set_meta(conn, "updated_at", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-

@@ -59,6 +59,7 @@ class Resolver:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         self._file_nodes: dict[str, list[Node]] = {}
+        self._children: dict[tuple[str, str], list[Node]] = defaultdict(list)
         self._named: dict[str, list[Node]] = {}
         self._bindings: dict[str, tuple[dict[str, Binding], list[list[str]]]] = {}
         self._bases: dict[str, list[str]] = {}
@@ -81,8 +82,16 @@ class Resolver:
 
     def file_nodes(self, path: str) -> list[Node]:
         if path not in self._file_nodes:
-            self._file_nodes[path] = self._rows("WHERE path = ?", (path,))
+            nodes = self._rows("WHERE path = ?", (path,))
+            self._file_nodes[path] = nodes
+            for n in nodes:
+                self._children[(n.parent, n.name)].append(n)
         return self._file_nodes[path]
+
+    def children(self, path: str, parent: str, name: str) -> list[Node]:
+        """Definitions named `name` directly inside `parent` (a node of file `path`)."""
+        self.file_nodes(path)
+        return self._children.get((parent, name), [])
 
     def named(self, name: str) -> list[Node]:
         if name not in self._named:
@@ -112,7 +121,7 @@ class Resolver:
 
     # ---- scopes --------------------------------------------------------------------------
     def top_level(self, path: str, name: str) -> list[Node]:
-        return [n for n in self.file_nodes(path) if n.name == name and n.parent == path and not n.owner]
+        return [n for n in self.children(path, path, name) if not n.owner]
 
     def package_top_level(self, path: str, lang: str, name: str) -> list[Node]:
         if not languages.LANGUAGES[lang].package_is_dir:
@@ -133,7 +142,7 @@ class Resolver:
         cls = self.node(class_id)
         if cls is None:
             return []
-        found = [n for n in self.file_nodes(cls.path) if n.name == name and n.parent == class_id]
+        found = list(self.children(cls.path, class_id, name))
         if not found:  # Go receivers, Rust impl blocks, C++ out-of-line: owner names the type
             found = [
                 n
@@ -289,7 +298,7 @@ class Resolver:
         # Bare name: lexical scopes first, innermost out.
         scope = src
         while scope is not None:
-            local = [n for n in self.file_nodes(path) if n.parent == scope.id and n.name == name]
+            local = list(self.children(path, scope.id, name))
             if scope.type in CLASS_LIKE and not spec.class_scoped_calls:
                 local = [n for n in local if n.type in CLASS_LIKE]
             if scope.type in CLASS_LIKE and spec.class_scoped_calls and not local:
@@ -401,7 +410,7 @@ class Resolver:
             return cands, "global"
         if 1 < len(cands) <= MAX_CANDIDATES:
             return cands, "ambiguous"
-        return [], "none"
+        return [], "unresolved"
 
 
 def resolve_files(conn: sqlite3.Connection, paths: list[str]) -> dict[str, int]:
@@ -419,7 +428,7 @@ def resolve_files(conn: sqlite3.Connection, paths: list[str]) -> dict[str, int]:
     via_updates: list[tuple] = []
 
     def add(src: str, dst: str, kind: str, path: str, meta: dict) -> None:
-        edges.append((src, dst, kind, path, json.dumps(meta, sort_keys=True)))
+        edges.append((src, dst, kind, path, json.dumps(meta, sort_keys=True) if meta else "{}"))
 
     marks = ",".join("?" * len(paths))
     conn.execute(

@@ -91,7 +91,7 @@ def insert_facts(conn: sqlite3.Connection, facts: FileFacts, mtime_ns: int) -> N
                 n.hash,
                 n.parent,
                 n.owner,
-                json.dumps(n.meta, sort_keys=True),
+                json.dumps(n.meta, sort_keys=True) if n.meta else "{}",
             )
             for n in facts.nodes
         ],

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from extractor.languages import LanguageSpec
 
-_PRUNE = {".git", ".hg", ".svn", "__pycache__", "node_modules", ".venv", "venv", ".tox", ".mypy_cache"}
+_PRUNE = {".git", ".hg", ".svn", "__pycache__", "node_modules", ".tox", ".mypy_cache"}
 
 
 @dataclass
@@ -112,7 +112,7 @@ def walk(
         kept = []
         for d in dirnames:
             full = Path(dirpath, d)
-            if d in _PRUNE or _excluded(rel_dir + d, exclude):
+            if d in _PRUNE or (full / "pyvenv.cfg").is_file() or _excluded(rel_dir + d, exclude):
                 continue
             if full.is_symlink():
                 result.skipped[rel_dir + d] = "symlinked folder (not followed)"

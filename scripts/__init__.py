@@ -1,0 +1,1 @@
+"""Thin wrappers around the stages: the demo and the benchmarks (`python -m scripts.bench`)."""
