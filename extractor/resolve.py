@@ -5,9 +5,11 @@ Order of lookup for a reference `receiver.name` made from node S in file F:
 2. a receiver bound by F's imports (module alias, or a class): members of that module or class.
 3. no receiver: enclosing scopes, F's top-level names (and its package folder's for Go/Java),
    F's imports (following re-exports and star imports), included headers.
-4. nothing found in scope: candidates by name across the repo, kept with a confidence
-   (1/number of candidates, at most MAX_CANDIDATES) in the edge's meta_json; `via` records
-   this so an incremental run knows which references depend on names defined elsewhere.
+4. nothing found in scope, for a call on an object of unknown type (or a bare name in C/C++):
+   methods of that name across the repo. One candidate becomes an edge with confidence 0.5;
+   two to MAX_CANDIDATES stay in the caller's meta_json as `ambiguous` (each 1/n). `via`
+   (global/ambiguous/unresolved) records this, so an incremental run knows which references
+   depend on names defined elsewhere.
 Resolution reads the graph through SQL with small caches, so an incremental run touches only
 the rows it needs.
 """
@@ -267,7 +269,8 @@ class Resolver:
 
         if (
             receiver in spec.self_names
-            or receiver in ("super()", "super")
+            or receiver == "super"
+            or receiver.startswith("super(")
             or self._is_receiver_var(src, receiver)
         ):
             cls = self.enclosing_class(src)
@@ -278,7 +281,9 @@ class Resolver:
                     hits = self.members(cls.id, name)
                 if keep(hits):
                     return keep(hits), "scope"
-            return self._global(lang, name, src, bare=False, receiver=receiver)
+            # Not in the repo's part of the class lineage: inherited from an external base or set
+            # dynamically. A repo-wide guess by name would be wrong more often than right.
+            return [], "none"
         if receiver:
             target = self._receiver(path, lang, receiver, src)
             if target == "external":
