@@ -37,6 +37,7 @@ class BuildReport:
     unchanged: int = 0
     deleted: int = 0
     resolved_files: int = 0
+    resolved_nodes: int = 0  # nodes of other files whose repo-wide lookups were redone
     skipped: dict[str, str] = field(default_factory=dict)
     parse_errors: int = 0
     files_with_errors: int = 0
@@ -49,7 +50,8 @@ class BuildReport:
         return (
             f"{self.files} files: {self.parsed} parsed, {self.unchanged} unchanged, {self.deleted} deleted, "
             f"{len(self.skipped)} skipped; {self.parse_errors} parse errors in {self.files_with_errors} files; "
-            f"{self.resolved_files} files resolved ({refs or 'no references'}); {self.seconds:.2f}s"
+            f"{self.resolved_files} files + {self.resolved_nodes} nodes resolved ({refs or 'no references'}); "
+            f"{self.seconds:.2f}s"
         )
 
 
@@ -99,15 +101,17 @@ def _safe_parse(job: tuple[str, str, str]) -> FileFacts | tuple[str, str]:
         return (path, f"unreadable ({err.__class__.__name__})")
 
 
-def _affected(conn: sqlite3.Connection, changed: set[str], new_names: set[str]) -> set[str]:
-    """Files whose edges may change when `changed` files change (their set of names is `new_names`).
+def _affected(
+    conn: sqlite3.Connection, changed: set[str], new_names: set[str]
+) -> tuple[set[str], dict[str, set[str]]]:
+    """What to re-resolve when `changed` files change (`new_names`: the names they define now).
 
-    - files with any edge into a changed file (calls, imports, depends_on, extends ...);
-    - files whose classes inherit, transitively, from a class in a changed file;
-    - files with references that fell through to the repo-wide lookup by name (via global,
-      ambiguous or unresolved) and whose name or receiver head a changed file defines before or
-      after the change. Other references see only their own file, its imports and its
-      ancestors, which the first two rules cover.
+    Whole files: the changed ones; files with any edge into a changed file (calls, imports,
+    depends_on, extends ...); files whose classes inherit, transitively, from a class in a
+    changed file. Single nodes (the second result, path -> node ids): nodes of other files with
+    a reference that fell through to the repo-wide lookup by name (via global, ambiguous or
+    unresolved) whose name or receiver head a changed file defines before or after the change.
+    Every other reference sees only its own file, its imports and its ancestors.
     """
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS changed_paths(path TEXT PRIMARY KEY)")
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS changed_names(name TEXT PRIMARY KEY)")
@@ -121,14 +125,15 @@ def _affected(conn: sqlite3.Connection, changed: set[str], new_names: set[str]) 
         )
     }
     conn.executemany("INSERT OR IGNORE INTO changed_names VALUES(?)", [(n,) for n in old_names | new_names])
-    affected = set(changed)
-    affected.update(
+    whole = set(changed)
+    whole.update(
         r[0]
         for r in conn.execute(
-            "SELECT DISTINCT e.src_path FROM edges e JOIN nodes n ON n.id = e.dst_id WHERE n.path IN (SELECT path FROM changed_paths)"
+            "SELECT DISTINCT e.src_path FROM edges e JOIN nodes n ON n.id = e.dst_id "
+            "WHERE n.path IN (SELECT path FROM changed_paths)"
         )
     )
-    affected.update(
+    whole.update(
         r[0]
         for r in conn.execute(
             """WITH RECURSIVE sub(id) AS (
@@ -137,15 +142,20 @@ def _affected(conn: sqlite3.Connection, changed: set[str], new_names: set[str]) 
            SELECT DISTINCT n.path FROM sub JOIN nodes n ON n.id = sub.id"""
         )
     )
-    affected.update(
-        r[0]
-        for r in conn.execute(
-            """SELECT DISTINCT path FROM refs WHERE via IN ('global', 'ambiguous', 'unresolved') AND (
+    partial: dict[str, set[str]] = {}
+    for path, src in conn.execute(
+        """SELECT DISTINCT path, src_id FROM refs WHERE via IN ('global', 'ambiguous', 'unresolved') AND (
                name IN (SELECT name FROM changed_names)
                OR substr(receiver, 1, instr(receiver || '.', '.') - 1) IN (SELECT name FROM changed_names))"""
-        )
-    )
-    return affected
+    ):
+        if path in whole:
+            continue
+        if src.startswith("@type:"):  # relations of a type defined elsewhere: redo the whole file
+            whole.add(path)
+            partial.pop(path, None)
+            continue
+        partial.setdefault(path, set()).add(src)
+    return whole, {p: ids for p, ids in partial.items() if p not in whole}
 
 
 def extract(cfg: ExtractConfig, force_full: bool = False) -> BuildReport:
@@ -242,10 +252,12 @@ def _update(conn: sqlite3.Connection, root: Path, files: list[SourceFile], worke
     report.parsed = len(parsed)
     changed = {f.path for f in to_parse} | deleted
     file_set_changed = bool(deleted) or any(p not in old for p in changed)
+    partial: dict[str, set[str]] = {}
     if file_set_changed:
         affected = current | set(old)
     else:
-        affected = _affected(conn, changed, {n.name for fx in parsed for n in fx.nodes if n.type != "module"})
+        new_names = {n.name for fx in parsed for n in fx.nodes if n.type != "module"}
+        affected, partial = _affected(conn, changed, new_names)
     store.delete_files(conn, changed)
     conn.executemany("DELETE FROM edges WHERE src_path = ?", [(p,) for p in affected])
     mtimes = {f.path: f.mtime_ns for f in to_parse}
@@ -255,7 +267,8 @@ def _update(conn: sqlite3.Connection, root: Path, files: list[SourceFile], worke
         log.warning("skipped %s: %s", path, reason)
     present = sorted(p for p in affected if p in current)
     report.resolved_files = len(present)
-    report.references = resolve_files(conn, present)
+    report.resolved_nodes = sum(len(ids) for ids in partial.values())
+    report.references = resolve_files(conn, present, partial)
     return report
 
 

@@ -418,27 +418,38 @@ class Resolver:
         return [], "unresolved"
 
 
-def resolve_files(conn: sqlite3.Connection, paths: list[str]) -> dict[str, int]:
-    """(Re)build every edge that starts in `paths`; return counts of how references resolved."""
+REF_EDGE_KINDS = ("calls", "throws", "extends", "implements", "tests")
+
+
+def resolve_files(
+    conn: sqlite3.Connection, paths: list[str], partial: dict[str, set[str]] | None = None
+) -> dict[str, int]:
+    """(Re)build the edges that start in `paths`, and those that start at the `partial` nodes.
+
+    `paths` are whole files: every edge from them is rebuilt (the caller has deleted the old
+    ones). `partial` maps other files to some of their nodes whose reference edges alone must be
+    rebuilt (an incremental run's name-triggered re-resolution); a node's edges are always
+    rebuilt together, in reference order, so the result equals a full build's. Returns counts
+    of how references resolved.
+    """
+    partial = {p: ids for p, ids in (partial or {}).items() if p not in set(paths)}
     resolver = Resolver(conn)
     stats: dict[str, int] = defaultdict(int)
-    langs = (
-        dict(
-            conn.execute(f"SELECT path, lang FROM files WHERE path IN ({','.join('?' * len(paths))})", paths)
-        )
-        if paths
-        else {}
-    )
+    every = [*paths, *sorted(partial)]
+    langs = {p: resolver.index.files[p] for p in every}
     edges: list[tuple] = []
     via_updates: list[tuple] = []
 
     def add(src: str, dst: str, kind: str, path: str, meta: dict) -> None:
         edges.append((src, dst, kind, path, json.dumps(meta, sort_keys=True) if meta else "{}"))
 
-    marks = ",".join("?" * len(paths))
-    conn.execute(
-        f"UPDATE nodes SET meta_json = json_remove(meta_json, '$.raises', '$.external_bases', '$.ambiguous') WHERE path IN ({marks})",
-        paths,
+    clear = "json_remove(meta_json, '$.raises', '$.external_bases', '$.ambiguous')"
+    conn.executemany(f"UPDATE nodes SET meta_json = {clear} WHERE path = ?", [(p,) for p in paths])
+    part_rows = [(i, p) for p, ids in partial.items() for i in sorted(ids)]
+    conn.executemany(f"UPDATE nodes SET meta_json = {clear} WHERE id = ?", [(i,) for i, _ in part_rows])
+    conn.executemany(
+        f"DELETE FROM edges WHERE src_id = ? AND src_path = ? AND kind IN ({','.join('?' * len(REF_EDGE_KINDS))})",
+        [(i, p, *REF_EDGE_KINDS) for i, p in part_rows],
     )
     # Structure: defined_in, and the owner link of out-of-line methods.
     for path in paths:
@@ -451,18 +462,16 @@ def resolve_files(conn: sqlite3.Connection, paths: list[str]) -> dict[str, int]:
             else:
                 add(n.id, n.parent, "defined_in", path, {})
     # Inheritance first: method lookups through `self` need the bases of every class.
-    ref_rows = {
-        p: conn.execute(
-            "SELECT rowid, src_id, kind, name, receiver, line FROM refs WHERE path = ? ORDER BY rowid", (p,)
-        ).fetchall()
-        for p in paths
-    }
+    ref_sql = "SELECT rowid, src_id, kind, name, receiver, line FROM refs WHERE path = ? ORDER BY rowid"
+    ref_rows = {p: conn.execute(ref_sql, (p,)).fetchall() for p in paths}
+    for p, ids in partial.items():
+        ref_rows[p] = [r for r in conn.execute(ref_sql, (p,)) if r[1] in ids]
     raises: dict[str, set[str]] = defaultdict(set)
     bases_ext: dict[str, set[str]] = defaultdict(set)
     ambiguous: dict[str, list[dict]] = defaultdict(list)
 
     def run(phase: set[str]) -> None:
-        for path in paths:
+        for path in every:
             lang = langs[path]
             for rowid, src, kind, name, receiver, line in ref_rows[path]:
                 if kind not in phase:
@@ -533,14 +542,11 @@ def resolve_files(conn: sqlite3.Connection, paths: list[str]) -> dict[str, int]:
         for d in sorted(deps - {path}):
             add(path, d, "depends_on", path, {})
     # Tests: a test function tests the non-test code it calls.
-    tests = {
-        r[0]
-        for p in paths
-        for r in conn.execute(
-            "SELECT id FROM nodes WHERE path = ? AND json_extract(meta_json, '$.test') = 1 AND type IN ('function', 'method', 'module')",
-            (p,),
-        )
-    }
+    test_sql = (
+        "SELECT id FROM nodes WHERE path = ? AND json_extract(meta_json, '$.test') = 1 "
+        "AND type IN ('function', 'method', 'module')"
+    )
+    tests = {r[0] for p in every for r in conn.execute(test_sql, (p,)) if p in paths or r[0] in partial[p]}
     non_test_cache: dict[str, bool] = {}
     for src, dst, kind, path, _ in list(edges):
         if kind != "calls" or src not in tests:

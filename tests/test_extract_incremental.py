@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXTURES, build_graph, graph_snapshot
+from tests.conftest import FIXTURES, build_graph, graph_snapshot, node_meta
 
 
 @pytest.fixture
@@ -125,3 +125,23 @@ def test_every_language_incremental_equals_fresh(case: str, tmp_path: Path) -> N
     removed.unlink()
     build_graph(repo, graph)
     _assert_same_as_fresh(repo, graph, tmp_path, None)
+
+
+def test_new_same_named_method_redoes_only_the_guessing_nodes(
+    repo: Path, graph_path: Path, tmp_path: Path
+) -> None:
+    """`item.take(5)` in a test was guessed repo-wide (one `take` method); a second `take` in an
+    unrelated file must turn that guess ambiguous, re-resolving the test function alone."""
+    build_graph(repo, graph_path, ["python"])
+    pricing = repo / "shop" / "pricing.py"
+    original = pricing.read_text()
+    pricing.write_text(original + "\n\nclass Ledger:\n    def take(self, n):\n        return n\n")
+    report = build_graph(repo, graph_path, ["python"])
+    assert report.resolved_nodes >= 1
+    _assert_same_as_fresh(repo, graph_path, tmp_path)
+    meta = node_meta(graph_path)["tests/test_cart.py::test_take"]
+    assert [a["name"] for a in meta["ambiguous"]] == ["take"]
+    pricing.write_text(original)
+    build_graph(repo, graph_path, ["python"])
+    _assert_same_as_fresh(repo, graph_path, tmp_path)
+    assert "ambiguous" not in node_meta(graph_path)["tests/test_cart.py::test_take"]
