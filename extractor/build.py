@@ -205,13 +205,13 @@ def extract(cfg: ExtractConfig, force_full: bool = False) -> BuildReport:
         log.info("graph settings changed since the last run: full rebuild")
 
     with atomic_path(out) as tmp:
-        conn = store.connect(tmp)
+        conn = store.connect(tmp, bulk=True)
         try:
             report = _update(conn, root, walked.files, workers)
             report.full = True
             _finish(conn, report, walked.skipped, root, fingerprint)
             conn.commit()
-            conn.execute("PRAGMA journal_mode=DELETE")  # fold the WAL in before the rename
+            conn.execute("PRAGMA journal_mode=DELETE")  # a single file to rename
         finally:
             conn.close()
         for suffix in ("-wal", "-shm"):
@@ -265,6 +265,7 @@ def _update(conn: sqlite3.Connection, root: Path, files: list[SourceFile], worke
         store.insert_facts(conn, fx, mtimes[fx.path])
     for path, reason in unreadable:
         log.warning("skipped %s: %s", path, reason)
+    store.create_indexes(conn)
     present = sorted(p for p in affected if p in current)
     report.resolved_files = len(present)
     report.resolved_nodes = sum(len(ids) for ids in partial.values())
