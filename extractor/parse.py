@@ -130,11 +130,8 @@ def _comment_doc(node: Node, prefixes: tuple[str, ...]) -> str:
     while (
         anchor.parent is not None
         and anchor.prev_named_sibling is None
-        and anchor.parent.type
-        in ("export_statement", "decorated_definition", "template_declaration", "declaration_list")
+        and anchor.parent.type in ("export_statement", "decorated_definition", "template_declaration")
     ):
-        if anchor.parent.type == "declaration_list":
-            break
         anchor = anchor.parent
     lines: list[str] = []
     expect_row = anchor.start_point[0]
