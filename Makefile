@@ -10,10 +10,18 @@ CONFIG   ?=
 FORMAT   ?= jsonl
 JSON     ?=
 VERBOSE  ?=
+BASE     ?= embedded:smollm2-135m
+DATASET  ?= dataset/train.jsonl
+ADAPTER  ?= models/nanodex-lora
+QUESTION ?=
+K        ?= 10
+# pass a variable on only when the user set it (else the stage's own default applies)
+given = $(if $(filter command line environment,$(origin $(1))),$(2) $($(1)))
 
 cfg = $(if $(CONFIG),$(CONFIG),config/$(1).yaml)
 
-.PHONY: setup grammars extract graph-inspect export demo test bench lint format clean
+.PHONY: setup grammars extract graph-inspect export brain brain-embed search train-lora train-qlora eval \
+        demo test bench lint format clean
 
 setup: $(STAMP)
 
@@ -39,6 +47,24 @@ graph-inspect: setup
 export: setup
 	$(PY) -m extractor.export --graph $(GRAPH) --format $(FORMAT) $(if $(OUT),--out $(OUT))
 
+brain: setup
+	$(PY) -m brain --config $(call cfg,brain) --graph $(GRAPH)
+
+brain-embed: setup
+	$(PY) -m brain.embed --config $(call cfg,brain) --graph $(GRAPH)
+
+search: setup
+	$(PY) -m brain.search --config $(call cfg,brain) --graph $(GRAPH) --k $(K) "$(QUESTION)"
+
+train-lora: setup
+	$(PY) -m trainer --config $(call cfg,train_lora) --base $(BASE) --dataset $(DATASET) $(call given,OUT,--out)
+
+train-qlora: setup
+	$(PY) -m trainer --config $(call cfg,train_qlora) --base $(BASE) --dataset $(DATASET) $(call given,OUT,--out)
+
+eval: setup
+	$(PY) -m trainer.eval --adapter $(ADAPTER) $(call given,BASE,--base) $(call given,DATASET,--dataset) $(call given,GRAPH,--graph)
+
 demo: setup
 	$(PY) -m scripts.demo
 
@@ -55,4 +81,4 @@ format: setup
 	$(PY) -m ruff format . && $(PY) -m ruff check --fix .
 
 clean:
-	rm -rf brain/graph.sqlite* brain/nodes dataset/*.jsonl .pytest_cache
+	rm -rf brain/graph.sqlite* brain/search.sqlite* brain/nodes brain/*.npz dataset/*.jsonl .pytest_cache

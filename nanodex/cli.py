@@ -17,6 +17,11 @@ STAGES: dict[str, tuple[str, str]] = {
     "graph-inspect": ("extractor.inspect", "node/edge counts, parse errors and skipped files"),
     "export": ("extractor.export", "write the graph out as JSON or JSONL"),
     "grammars": ("extractor.grammars", "check that every configured Tree-sitter grammar loads"),
+    "brain": ("brain", "typed ontology with cited summaries, and the search index"),
+    "brain-embed": ("brain.embed", "embed node summaries for dense search"),
+    "search": ("brain.search", "question -> ranked code nodes"),
+    "train": ("trainer", "LoRA/QLoRA fine-tuning of the base model on the dataset"),
+    "eval": ("trainer.eval", "base vs base + adapter on held-out questions"),
 }
 
 

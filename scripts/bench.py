@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass, field
 # name -> module with `run(quick: bool) -> Section`, run in this order.
 SECTIONS: dict[str, str] = {
     "extract": "scripts.bench_extract",  # issue 2: parse/extract throughput, incremental runs, symbol accuracy
+    "search": "scripts.bench_search",  # issue 3: retrieval recall/MRR vs bm25s, docs kept and stripped; latency
+    "train": "scripts.bench_train",  # issue 5: LoRA vs QLoRA training tokens/s and peak memory
 }
 
 

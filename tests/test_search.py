@@ -1,0 +1,150 @@
+"""brain.search on the Python fixture: the CLI contract, identifier-aware lexical search, graph
+boosts, and (slow: loads MiniLM) dense + hybrid search with incremental embeddings."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from brain.build import build_brain
+from brain.config import BrainConfig, embeddings_path
+from brain.embed import embed, load_embeddings
+from brain.search import Searcher
+from nanodex.errors import NanodexError
+from tests.conftest import FIXTURES, build_graph
+
+ROOT = Path(__file__).resolve().parents[1]
+CONTRACT_KEYS = ["id", "type", "name", "qualname", "path", "start_line", "end_line", "score"]
+
+
+@pytest.fixture(scope="module")
+def cfg(tmp_path_factory: pytest.TempPathFactory) -> BrainConfig:
+    tmp = tmp_path_factory.mktemp("search")
+    repo = tmp / "repo"
+    shutil.copytree(FIXTURES / "python", repo)
+    graph = tmp / "graph.sqlite"
+    build_graph(repo, graph, ["python"])
+    cfg = BrainConfig(graph=str(graph), out_dir=str(tmp / "nodes"))
+    build_brain(cfg)
+    return cfg
+
+
+def _ids(searcher: Searcher, question: str, k: int = 5, mode: str = "hybrid") -> list[str]:
+    return [h.id for h in searcher.search(question, k, mode=mode)]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "brain.search", *args], capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
+
+
+def test_cli_json_contract(cfg: BrainConfig) -> None:
+    out = _cli("--graph", cfg.graph, "--k", "3", "--json", "sum the prices of the items")
+    assert out.returncode == 0, out.stderr
+    hits = json.loads(out.stdout)
+    assert 1 <= len(hits) <= 3
+    assert all(list(h) == CONTRACT_KEYS for h in hits)
+    assert (
+        hits[0]["id"] == "shop/pricing.py::total" and hits[0]["start_line"] == 4 and hits[0]["end_line"] == 11
+    )
+    scores = [h["score"] for h in hits]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_cli_batch_one_list_per_line(cfg: BrainConfig, tmp_path: Path) -> None:
+    questions = tmp_path / "q.txt"
+    questions.write_text("out of stock error\n\nsum of all prices\n", encoding="utf-8")
+    out = _cli("--graph", cfg.graph, "--k", "2", "--batch", str(questions))
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert len(lines) == 3
+    lists = [json.loads(ln) for ln in lines]
+    assert lists[1] == [] and lists[0][0]["id"] == "shop/errors.py::OutOfStock"
+    assert lists[2][0]["id"] == "shop/pricing.py::total"
+    missing = _cli("--graph", cfg.graph, "--batch", str(tmp_path / "none.txt"))
+    assert missing.returncode == 2 and "batch file not found" in missing.stderr
+
+
+def test_lexical_is_identifier_aware(cfg: BrainConfig) -> None:
+    searcher = Searcher(cfg, dense=False)
+    try:
+        assert not searcher.has_dense
+        # camelCase / snake_case in the code, words in the question (and the other way round)
+        assert _ids(searcher, "out of stock")[0] == "shop/errors.py::OutOfStock"
+        assert _ids(searcher, "OutOfStock")[0] == "shop/errors.py::OutOfStock"
+        assert _ids(searcher, "test_take")[0] == "tests/test_cart.py::test_take"
+        assert "shop/models.py::Item.parse" in _ids(searcher, "parse an item from text", 3)
+        assert searcher.search("the of and", 5) == []
+    finally:
+        searcher.close()
+
+
+def test_paraphrases_find_targets_without_embeddings(cfg: BrainConfig) -> None:
+    searcher = Searcher(cfg, dense=False)
+    try:
+        assert "shop/pricing.py::total" in _ids(searcher, "how is the sum of all prices computed", 3)
+        assert "shop/cart.py::Cart.checkout" in _ids(searcher, "what happens when the cart is empty", 3)
+        assert "shop/models.py::Item.take" in _ids(
+            searcher, "which code raises when not enough stock is left", 3
+        )
+        assert "shop/pricing.py::price" in _ids(searcher, "negative quantity", 3)
+    finally:
+        searcher.close()
+
+
+def test_graph_neighbours_of_strong_hits_are_boosted(cfg: BrainConfig) -> None:
+    searcher = Searcher(cfg, dense=False)
+    try:
+        row = searcher.row_of
+        take, name, item = (
+            row["shop/models.py::Item.take"],
+            row["shop/cart.py::Cart.name"],
+            row["shop/models.py::Item"],
+        )
+        # two equal hits; the one defined in another strong hit (its class) moves ahead
+        boosted = searcher._graph_boost({name: 0.1, take: 0.1, item: 0.2})
+        assert boosted[take] > boosted[name] >= 0.1
+        hybrid = searcher.search("sale", 10, mode="hybrid")
+        assert hybrid[0].id == "shop/models.py::Item"  # only Item's docstring says "sale"
+        with pytest.raises(NanodexError, match="make brain-embed"):
+            searcher.search("describe", 3, mode="dense")
+    finally:
+        searcher.close()
+
+
+@pytest.mark.slow
+def test_dense_and_hybrid_with_incremental_embeddings(cfg: BrainConfig) -> None:
+    first = embed(cfg)
+    assert first.embedded == first.cards > 20 and embeddings_path(cfg).is_file()
+    # worker processes give the same vectors as the in-process model
+    pooled = replace(cfg, search=replace(cfg.search, embeddings=str(Path(cfg.out_dir).parent / "pool.npz")))
+    pooled.embed = replace(cfg.embed, workers=2, texts_per_worker=5)
+    assert embed(pooled).embedded == first.cards
+    a, b = load_embeddings(embeddings_path(cfg)), load_embeddings(embeddings_path(pooled))
+    assert a is not None and b is not None and list(a["ids"]) == list(b["ids"])
+    assert np.abs(a["vectors"].astype(np.float32) - b["vectors"].astype(np.float32)).max() < 1e-2
+    again = embed(cfg)
+    assert again.embedded == 0 and again.reused == again.cards
+    searcher = Searcher(cfg)
+    try:
+        assert searcher.has_dense
+        # paraphrases sharing few or no words with the code
+        assert _ids(searcher, "sum up what everything in the basket costs", 1) == ["shop/pricing.py::total"]
+        assert "shop/errors.py::OutOfStock" in _ids(
+            searcher, "exception for a product that is unavailable", 3
+        )
+        assert "shop/models.py::Item.take" in _ids(searcher, "remove units from inventory", 5, mode="hybrid")
+        dense = searcher.search("what fails when checking out with nothing in the cart", 3, mode="dense")
+        assert dense[0].id == "shop/cart.py::Cart.checkout" and dense[0].score >= dense[-1].score
+    finally:
+        searcher.close()
+    out = _cli("--graph", cfg.graph, "--k", "2", "--json", "basket total cost")
+    assert out.returncode == 0 and len(json.loads(out.stdout)) == 2
