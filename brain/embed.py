@@ -2,7 +2,8 @@
 
 Incremental: vectors are keyed by the hash of the text they embed, so a re-run embeds only cards
 whose text changed (and none when nothing did). The file `<graph stem>.emb.npz` holds `ids`,
-`hashes` (aligned with `vectors`), `vectors` (float16, unit length) and `model`; it is written
+`hashes` (aligned with `vectors`), `vectors` (float16, unit length) and `meta` (format, model and
+sequence length: vectors are reused only when these match); it is written
 to a temporary file and renamed, so search never sees half of it.
 """
 
@@ -76,6 +77,9 @@ def save_embeddings(path: Path, ids: list[str], hashes: list[str], vectors: np.n
         )
 
 
+_WORKER: dict[str, object] = {}  # the model of a worker process; the parent process never fills it
+
+
 def _init_worker(cfg: EmbedConfig) -> None:
     """Load the model once per worker process (kept in the worker's module state)."""
     from brain.encoder import Encoder
@@ -85,9 +89,6 @@ def _init_worker(cfg: EmbedConfig) -> None:
 
 def _encode_in_worker(texts: list[str]) -> np.ndarray:
     return _WORKER["encoder"].encode(texts)
-
-
-_WORKER: dict[str, object] = {}  # per worker process only; the parent never fills it
 
 
 def encode_all(cfg: EmbedConfig, texts: list[str], encoder: object | None = None) -> Iterator[np.ndarray]:

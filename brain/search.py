@@ -34,9 +34,8 @@ from nanodex.log import get_logger, setup_logging
 log = get_logger("brain.search")
 MODES = ("hybrid", "lexical", "dense")
 # Edge kinds as stored by brain.index (calls, defined_in, extends, throws, tests, imports) and how
-# much a neighbour's score counts across them, per direction (forward: seen from the edge's source).
-_FORWARD = np.array([0.7, 1.0, 0.5, 0.5, 0.3, 0.2], dtype=np.float32)
-_BACKWARD = np.array([0.7, 1.0, 0.5, 0.5, 0.3, 0.2], dtype=np.float32)
+# much a neighbour's score counts across them (either direction).
+_EDGE_WEIGHT = np.array([0.7, 1.0, 0.5, 0.5, 0.3, 0.2], dtype=np.float32)
 
 
 @dataclass
@@ -64,17 +63,20 @@ class Searcher:
         conn = open_index(cfg)
         self.conn = conn
         rows = conn.execute(
-            "SELECT rowid, id, type, name, qualname, path, start_line, end_line, prior FROM cards ORDER BY rowid"
+            "SELECT rowid, id, type, name, qualname, path, start_line, end_line, prior, text_hash FROM cards"
+            " ORDER BY rowid"
         ).fetchall()
         n = (rows[-1][0] if rows else 0) + 1
         self.size = len(rows)
         self.cards: list[tuple | None] = [None] * n
         self.prior = np.zeros(n, dtype=np.float32)
         self.row_of: dict[str, int] = {}
+        self._text_hash: dict[str, str] = {}
         for r in rows:
             self.cards[r[0]] = r[1:8]
             self.prior[r[0]] = r[8]
             self.row_of[r[1]] = r[0]
+            self._text_hash[r[1]] = r[9]
         self._load_graph(conn, n)
         self._check_fresh(conn)
         self._weights = ",".join(str(float(w)) for w in self._column_weights())
@@ -100,7 +102,7 @@ class Searcher:
             edges = np.zeros((0, 3), dtype=np.int64)
         src = np.concatenate([edges[:, 0], edges[:, 1]])
         dst = np.concatenate([edges[:, 1], edges[:, 0]])
-        w = np.concatenate([_FORWARD[edges[:, 2]], _BACKWARD[edges[:, 2]]])
+        w = np.concatenate([_EDGE_WEIGHT[edges[:, 2]], _EDGE_WEIGHT[edges[:, 2]]])
         order = np.argsort(src, kind="stable")
         self.adj_dst = dst[order]
         self.adj_w = w[order]
@@ -111,11 +113,8 @@ class Searcher:
     def _check_fresh(self, conn: object) -> None:
         meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())  # type: ignore[attr-defined]
         built_from = json.loads(meta.get("graph_updated_at", "null"))
-        try:
-            with Graph(self.cfg.graph) as graph:
-                current = graph.meta("updated_at")
-        except NanodexError:
-            raise
+        with Graph(self.cfg.graph) as graph:  # also the "run make extract" error when it is gone
+            current = graph.meta("updated_at")
         if built_from != current:
             log.warning("the search index is older than the graph (fix: run `make brain`)")
 
@@ -131,12 +130,20 @@ class Searcher:
             return
         vecs = np.zeros((n, data["vectors"].shape[1]), dtype=np.float32)
         have = np.zeros(n, dtype=bool)
-        for i, node_id in enumerate(data["ids"].tolist()):
+        stale = 0
+        for i, (node_id, digest) in enumerate(
+            zip(data["ids"].tolist(), data["hashes"].tolist(), strict=True)
+        ):
             row = self.row_of.get(node_id)
             if row is not None:
                 vecs[row] = data["vectors"][i]
                 have[row] = True
+                stale += digest != self._text_hash[node_id]
         missing = self.size - int(have.sum())
+        if stale:
+            log.warning(
+                "%d of %d embeddings are of older node texts (fix: run `make brain-embed`)", stale, self.size
+            )
         if missing:
             log.warning("%d of %d nodes have no embedding (fix: run `make brain-embed`)", missing, self.size)
         self.vectors = vecs
@@ -291,6 +298,12 @@ class Searcher:
 
     def close(self) -> None:
         self.conn.close()
+
+    def __enter__(self) -> Searcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _questions(path: str) -> list[str]:
