@@ -81,4 +81,4 @@ format: setup
 	$(PY) -m ruff format . && $(PY) -m ruff check --fix .
 
 clean:
-	rm -rf brain/graph.sqlite* brain/search.sqlite* brain/nodes brain/*.npz dataset/*.jsonl .pytest_cache
+	rm -rf brain/graph.sqlite* brain/*.search.sqlite* brain/nodes brain/*.npz dataset/*.jsonl .pytest_cache
