@@ -57,10 +57,10 @@ search: setup
 	$(PY) -m brain.search --config $(call cfg,brain) --graph $(GRAPH) --k $(K) "$(QUESTION)"
 
 train-lora: setup
-	$(PY) -m trainer --config $(call cfg,train_lora) --base $(BASE) --dataset $(DATASET) $(call given,OUT,--out)
+	$(PY) -m trainer --config $(call cfg,train_lora) --base $(BASE) --dataset $(DATASET) $(call given,OUT,--out) $(if $(RESUME),--resume)
 
 train-qlora: setup
-	$(PY) -m trainer --config $(call cfg,train_qlora) --base $(BASE) --dataset $(DATASET) $(call given,OUT,--out)
+	$(PY) -m trainer --config $(call cfg,train_qlora) --base $(BASE) --dataset $(DATASET) $(call given,OUT,--out) $(if $(RESUME),--resume)
 
 eval: setup
 	$(PY) -m trainer.eval --adapter $(ADAPTER) $(call given,BASE,--base) $(call given,DATASET,--dataset) $(call given,GRAPH,--graph)

@@ -44,6 +44,7 @@ class Result:
     seconds_per_step: float
     peak_rss_mb: float
     peak_gpu_mb: float
+    threads: int
 
 
 def run_one(
@@ -74,7 +75,8 @@ def run_one(
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"{name} failed:\n{proc.stderr[-3000:]}")
-    t = json.loads((out / "nanodex.json").read_text())["training"]
+    manifest = json.loads((out / "nanodex.json").read_text())
+    t = manifest["training"]
     return Result(
         name=name,
         base=base,
@@ -85,6 +87,7 @@ def run_one(
         seconds_per_step=t["step_seconds"] / max(t["global_step"], 1),
         peak_rss_mb=t["peak_rss_mb"],
         peak_gpu_mb=t["peak_gpu_mb"],
+        threads=int(manifest["environment"]["threads"]),
     )
 
 
@@ -116,7 +119,7 @@ def build_large_random_llama(folder: Path, tokenizer_from: Path) -> Path:
     return folder
 
 
-def measure(steps: int, batch: int, large: bool) -> list[Result]:
+def measure(steps: int, batch: int, large: bool, threads: int = 0) -> list[Result]:
     import torch
 
     from nanodex.models import DEFAULT_BASE, resolve_model
@@ -125,8 +128,9 @@ def measure(steps: int, batch: int, large: bool) -> list[Result]:
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="nanodex-bench-train-") as tmp:
         work = Path(tmp)
-        results.append(run_one("lora-smollm2-135m", DEFAULT_BASE, 32, steps, batch, work))
-        results.append(run_one("qlora-smollm2-135m", DEFAULT_BASE, 4, steps, batch, work))
+        cpu = [f"cpu_threads: {threads}"]
+        results.append(run_one("lora-smollm2-135m", DEFAULT_BASE, 32, steps, batch, work, cpu))
+        results.append(run_one("qlora-smollm2-135m", DEFAULT_BASE, 4, steps, batch, work, cpu))
         if large and torch.cuda.is_available():
             folder = build_large_random_llama(work / "llama-1.1b-random", embedded)
             extra = ["gradient_checkpointing: true"]
@@ -148,10 +152,22 @@ def report(results: list[Result]) -> None:
             r.seconds_per_step,
             r.peak_rss_mb,
             r.peak_gpu_mb,
+            r.threads,
         ]
         for r in results
     ]
-    headers = ["run", "bits", "steps", "tokens", "tokens/s", "x LoRA", "s/step", "peak RSS MB", "peak GPU MB"]
+    headers = [
+        "run",
+        "bits",
+        "steps",
+        "tokens",
+        "tokens/s",
+        "x LoRA",
+        "s/step",
+        "peak RSS MB",
+        "peak GPU MB",
+        "threads",
+    ]
     table(headers, rows, title="training throughput (non-padding tokens over step time)")
 
 
@@ -193,9 +209,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=8, help="optimizer steps per configuration")
     ap.add_argument("--batch-size", type=int, default=DEFAULT_BATCH)
     ap.add_argument("--no-large", action="store_true", help="skip the 1.1B model on CUDA")
+    ap.add_argument(
+        "--threads", type=int, default=0, help="CPU torch threads (0 = trainer's choice from the load)"
+    )
     ap.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = ap.parse_args(argv)
-    results = measure(args.steps, args.batch_size, large=not args.no_large)
+    results = measure(args.steps, args.batch_size, large=not args.no_large, threads=args.threads)
     report(results)
     qlora = next(r for r in results if r.name == "qlora-smollm2-135m")
     print(f"\nprojected pure training time of config/train_qlora.yaml ({DEFAULT_STEPS} steps): "

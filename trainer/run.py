@@ -174,11 +174,11 @@ def train(cfg: TrainConfig, *, resume: bool | str = False, callbacks: Sequence[A
     eval_rows = (
         data.load_rows(cfg.eval_dataset, what="eval dataset", limit=cfg.eval_rows) if cfg.eval_dataset else []
     )
+    base_path = resolve_model(cfg.base)
     if device_kind() == "cpu":
         threads = cpu_threads(cfg.cpu_threads)
         torch.set_num_threads(threads)
         log.info("CPU training with %d torch thread(s) (load average %.1f)", threads, os.getloadavg()[0])
-    base_path = resolve_model(cfg.base)
     tok = load_tokenizer(base_path)
     train_set, train_info = _encode(tok, cfg, train_rows, cfg.dataset, "training dataset")
     eval_set: list[dict] = []
