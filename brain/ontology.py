@@ -383,21 +383,7 @@ class Ontology:
                 [cite(node), *(c["cite"] for c in calls), *(c["cite"] for c in callers)]
                 + [cite_line(node.path, r["line"]) for r in raises if r["line"]]
             )
-            out.append(
-                BrainNode(
-                    id=f"capability:{node.id}",
-                    type="capability",
-                    name=node.qualname,
-                    path=node.path,
-                    start_line=node.start_line,
-                    end_line=node.end_line,
-                    target=node.id,
-                    facts=facts,
-                    refs=refs,
-                    citations=cites,
-                    content=[node.hash],
-                )
-            )
+            out.append(_symbol_node("capability", node, facts, refs, cites))
         return out
 
     def _class_facts(self, node: GraphNode) -> dict:
@@ -448,21 +434,7 @@ class Ontology:
                 + [m["cite"] for m in facts["methods"]]
                 + [u["cite"] for u in facts["used_by"]]
             )
-            out.append(
-                BrainNode(
-                    id=f"concept:{node.id}",
-                    type="concept",
-                    name=node.qualname,
-                    path=node.path,
-                    start_line=node.start_line,
-                    end_line=node.end_line,
-                    target=node.id,
-                    facts=facts,
-                    refs=refs,
-                    citations=cites,
-                    content=[node.hash],
-                )
-            )
+            out.append(_symbol_node("concept", node, facts, refs, cites))
         return out
 
     def terms(self) -> list[BrainNode]:
@@ -780,3 +752,20 @@ def code_blocks(text: str) -> list[tuple[int, int, list[str]]]:
         else:
             i += 1
     return out
+
+
+def _symbol_node(kind: str, node: GraphNode, facts: dict, refs: list[str], cites: list[str]) -> BrainNode:
+    """A typed node about one graph symbol: it takes the symbol's span and content hash."""
+    return BrainNode(
+        id=f"{kind}:{node.id}",
+        type=kind,
+        name=node.qualname,
+        path=node.path,
+        start_line=node.start_line,
+        end_line=node.end_line,
+        target=node.id,
+        facts=facts,
+        refs=refs,
+        citations=cites,
+        content=[node.hash],
+    )
