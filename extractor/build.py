@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import sqlite3
 import subprocess
 import time
@@ -19,8 +20,9 @@ from pathlib import Path
 
 from extractor import languages, store
 from extractor.config import ExtractConfig
-from extractor.parse import FileFacts, parse_file
-from extractor.resolve import resolve_files
+from extractor.modules import ModuleIndex
+from extractor.parse import NODE_NAME, NODE_TYPE, FileFacts, parse_file
+from extractor.resolve import resolve_facts, resolve_files
 from extractor.walk import SourceFile, walk
 from nanodex.errors import NanodexError
 from nanodex.log import get_logger, progress
@@ -77,6 +79,20 @@ def _git_commit(root: Path) -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
+def _indexed_files(graph: Path) -> dict[str, tuple[int, int]] | None:
+    """path -> (mtime_ns, size) of the files an existing graph indexed (None: no usable graph)."""
+    if not graph.is_file():
+        return None
+    try:
+        conn = sqlite3.connect(f"file:{graph}?mode=ro", uri=True)
+        try:
+            return {p: (mt, size) for p, mt, size in conn.execute("SELECT path, mtime_ns, bytes FROM files")}
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -101,22 +117,36 @@ def _safe_parse(job: tuple[str, str, str]) -> FileFacts | tuple[str, str]:
         return (path, f"unreadable ({err.__class__.__name__})")
 
 
+_NAME_PARTS = re.compile(r"[^\w$]+")
+
+
 def _affected(
-    conn: sqlite3.Connection, changed: set[str], new_names: set[str]
-) -> tuple[set[str], dict[str, set[str]]]:
+    conn: sqlite3.Connection,
+    changed: set[str],
+    new_names: set[str],
+    imports_changed: bool,
+) -> tuple[set[str], dict[str, set[str]], set[str]]:
     """What to re-resolve when `changed` files change (`new_names`: the names they define now).
 
-    Whole files: the changed ones; files with any edge into a changed file (calls, imports,
-    depends_on, extends ...); files whose classes inherit, transitively, from a class in a
-    changed file. Single nodes (the second result, path -> node ids): nodes of other files with
-    a reference that fell through to the repo-wide lookup by name (via global, ambiguous or
-    unresolved) whose name or receiver head a changed file defines before or after the change.
-    Every other reference sees only its own file, its imports and its ancestors.
+    Returns whole files, single nodes (path -> node ids) and files whose import edges alone
+    must be rebuilt. Whole files: the changed ones, and files whose classes inherit,
+    transitively, from a class in a changed file (a method lookup through `self` may now end
+    elsewhere) or whose out-of-line methods belong to a type defined there (a defined_in edge
+    into it). Files with any other edge into a changed file (calls, imports, depends_on ...),
+    and the other files of a changed Go/Java file's package (they see its names unimported):
+    their import edges, and their nodes with a reference that names a name the changed files
+    define before or after the change (as its name or in its receiver); when the changed
+    files' own imports changed, what they re-export may have changed, so these files are
+    redone whole. Further single nodes: nodes of any file with a reference that fell through
+    to the repo-wide lookup by name (via global, ambiguous or unresolved) whose name or
+    receiver head a changed file defines before or after the change. Every other reference
+    sees only its own file, its imports and its ancestors, none of which changed.
     """
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS changed_paths(path TEXT PRIMARY KEY)")
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS changed_names(name TEXT PRIMARY KEY)")
-    conn.execute("DELETE FROM changed_paths")
-    conn.execute("DELETE FROM changed_names")
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS dependent_paths(path TEXT PRIMARY KEY)")
+    for table in ("changed_paths", "changed_names", "dependent_paths"):
+        conn.execute(f"DELETE FROM {table}")
     conn.executemany("INSERT INTO changed_paths VALUES(?)", [(p,) for p in changed])
     old_names = {
         r[0]
@@ -124,15 +154,9 @@ def _affected(
             "SELECT name FROM nodes WHERE path IN (SELECT path FROM changed_paths) AND type != 'module'"
         )
     }
-    conn.executemany("INSERT OR IGNORE INTO changed_names VALUES(?)", [(n,) for n in old_names | new_names])
+    names = old_names | new_names
+    conn.executemany("INSERT OR IGNORE INTO changed_names VALUES(?)", [(n,) for n in names])
     whole = set(changed)
-    whole.update(
-        r[0]
-        for r in conn.execute(
-            "SELECT DISTINCT e.src_path FROM edges e JOIN nodes n ON n.id = e.dst_id "
-            "WHERE n.path IN (SELECT path FROM changed_paths)"
-        )
-    )
     whole.update(
         r[0]
         for r in conn.execute(
@@ -142,7 +166,30 @@ def _affected(
            SELECT DISTINCT n.path FROM sub JOIN nodes n ON n.id = sub.id"""
         )
     )
+    dependents: set[str] = set()
+    for path, kind in conn.execute(
+        "SELECT DISTINCT e.src_path, e.kind FROM edges e JOIN nodes n ON n.id = e.dst_id "
+        "WHERE n.path IN (SELECT path FROM changed_paths)"
+    ):
+        # An out-of-line method (C++ Foo::bar, a Go receiver, a Rust impl) whose type lives in a
+        # changed file: its owner lookup may now end elsewhere; structure edges are per file.
+        (whole if kind in ("defined_in", "extends", "implements") else dependents).add(path)
+    dependents |= _package_mates(conn, changed)
+    dependents -= whole
     partial: dict[str, set[str]] = {}
+    whole_too: set[str] = set()
+    if imports_changed:
+        whole |= dependents
+        dependents = set()
+    else:
+        conn.executemany("INSERT INTO dependent_paths VALUES(?)", [(p,) for p in dependents])
+        for path, src, name, receiver in conn.execute(
+            "SELECT path, src_id, name, receiver FROM refs WHERE path IN (SELECT path FROM dependent_paths)"
+        ):
+            if name in names or (receiver and not names.isdisjoint(_NAME_PARTS.split(receiver))):
+                if src.startswith("@type:"):
+                    whole_too.add(path)
+                partial.setdefault(path, set()).add(src)
     for path, src in conn.execute(
         """SELECT DISTINCT path, src_id FROM refs WHERE via IN ('global', 'ambiguous', 'unresolved') AND (
                name IN (SELECT name FROM changed_names)
@@ -151,11 +198,25 @@ def _affected(
         if path in whole:
             continue
         if src.startswith("@type:"):  # relations of a type defined elsewhere: redo the whole file
-            whole.add(path)
-            partial.pop(path, None)
+            whole_too.add(path)
             continue
         partial.setdefault(path, set()).add(src)
-    return whole, {p: ids for p, ids in partial.items() if p not in whole}
+    whole |= whole_too
+    return whole, {p: ids for p, ids in partial.items() if p not in whole}, dependents - whole
+
+
+def _package_mates(conn: sqlite3.Connection, changed: set[str]) -> set[str]:
+    """Go/Java: files of the changed files' packages, which see their top-level names with no
+    import (so with no edge into them while such a name is still undefined)."""
+    files = dict(conn.execute("SELECT path, lang FROM files ORDER BY path"))
+    in_packages = [p for p in changed if files.get(p) and languages.LANGUAGES[files[p]].package_is_dir]
+    if not in_packages:
+        return set()
+    index = ModuleIndex(files)
+    mates: set[str] = set()
+    for path in in_packages:
+        mates.update(index.package(path.rsplit("/", 1)[0] if "/" in path else "", files[path]))
+    return mates - changed
 
 
 def extract(cfg: ExtractConfig, force_full: bool = False) -> BuildReport:
@@ -176,7 +237,14 @@ def extract(cfg: ExtractConfig, force_full: bool = False) -> BuildReport:
     langs = languages.expand(cfg.languages)
     for name in langs:
         languages.query(name)  # fail early, with the install hint, if a grammar or query is missing
-    walked = walk(root, languages.by_extension(langs), cfg.exclude, cfg.max_file_bytes, cfg.respect_gitignore)
+    walked = walk(
+        root,
+        languages.by_extension(langs),
+        cfg.exclude,
+        cfg.max_file_bytes,
+        cfg.respect_gitignore,
+        None if force_full else _indexed_files(Path(cfg.out_graph)),
+    )
     if not walked.files:
         reason = f" ({len(walked.skipped)} skipped: see --verbose)" if walked.skipped else ""
         raise NanodexError(
@@ -207,7 +275,7 @@ def extract(cfg: ExtractConfig, force_full: bool = False) -> BuildReport:
     with atomic_path(out) as tmp:
         conn = store.connect(tmp, bulk=True)
         try:
-            report = _update(conn, root, walked.files, workers)
+            report = _update(conn, root, walked.files, workers, fresh=True)
             report.full = True
             _finish(conn, report, walked.skipped, root, fingerprint)
             conn.commit()
@@ -217,11 +285,18 @@ def extract(cfg: ExtractConfig, force_full: bool = False) -> BuildReport:
         for suffix in ("-wal", "-shm"):
             Path(str(tmp) + suffix).unlink(missing_ok=True)
             Path(str(out) + suffix).unlink(missing_ok=True)
+        # The bulk build wrote without syncing; sync once before the rename makes it the graph
+        # (else the next run's first write, or its switch to WAL, pays for it).
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
     report.seconds = time.perf_counter() - t0
     return report
 
 
-def _update(conn: sqlite3.Connection, root: Path, files: list[SourceFile], workers: int) -> BuildReport:
+def _update(
+    conn: sqlite3.Connection, root: Path, files: list[SourceFile], workers: int, fresh: bool = False
+) -> BuildReport:
+    """Bring the graph in `conn` up to date with `files`; `fresh`: `conn` is a new, empty graph."""
     report = BuildReport(files=len(files))
     store.set_meta(conn, "repo_root", str(root))  # resolution reads go.mod / Cargo.toml from here
     old = {
@@ -250,38 +325,85 @@ def _update(conn: sqlite3.Connection, root: Path, files: list[SourceFile], worke
     parsed = [r for r in results if isinstance(r, FileFacts)]
     unreadable = [r for r in results if not isinstance(r, FileFacts)]
     report.parsed = len(parsed)
+    for path, reason in unreadable:
+        log.warning("skipped %s: %s", path, reason)
+    if fresh:
+        _build_fresh(conn, root, parsed, {f.path: f.mtime_ns for f in to_parse}, report, workers)
+        return report
     changed = {f.path for f in to_parse} | deleted
     file_set_changed = bool(deleted) or any(p not in old for p in changed)
     partial: dict[str, set[str]] = {}
+    imports_only: set[str] = set()
     if file_set_changed:
         affected = current | set(old)
     else:
-        new_names = {n.name for fx in parsed for n in fx.nodes if n.type != "module"}
-        affected, partial = _affected(conn, changed, new_names)
+        new_names = {n[NODE_NAME] for fx in parsed for n in fx.nodes if n[NODE_TYPE] != "module"}
+        affected, partial, imports_only = _affected(
+            conn, changed, new_names, _imports_changed(conn, parsed, changed)
+        )
     store.delete_files(conn, changed)
     conn.executemany("DELETE FROM edges WHERE src_path = ?", [(p,) for p in affected])
     mtimes = {f.path: f.mtime_ns for f in to_parse}
-    for fx in parsed:
-        store.insert_facts(conn, fx, mtimes[fx.path])
-    for path, reason in unreadable:
-        log.warning("skipped %s: %s", path, reason)
-    store.create_indexes(conn)
+    store.insert_facts(conn, ((fx, mtimes[fx.path]) for fx in parsed))
     present = sorted(p for p in affected if p in current)
     report.resolved_files = len(present)
     report.resolved_nodes = sum(len(ids) for ids in partial.values())
-    report.references = resolve_files(conn, present, partial)
+    report.references = resolve_files(conn, present, partial, sorted(imports_only & current), workers)
     return report
+
+
+def _imports_changed(conn: sqlite3.Connection, parsed: list[FileFacts], changed: set[str]) -> bool:
+    """Whether any changed file's imports differ (line numbers aside) from what the graph holds."""
+    sql = "SELECT module, name, alias, wildcard FROM imports WHERE path = ? ORDER BY rowid"
+    new = {fx.path: [row[1:5] for row in fx.imports] for fx in parsed}
+    return any(conn.execute(sql, (path,)).fetchall() != new.get(path, []) for path in changed)
+
+
+def _build_fresh(
+    conn: sqlite3.Connection,
+    root: Path,
+    parsed: list[FileFacts],
+    mtimes: dict[str, int],
+    report: BuildReport,
+    workers: int,
+) -> None:
+    """A new graph: resolve from the facts in memory, then store rows once, already final.
+
+    Same result as inserting the facts and running `resolve_files` over every file (which an
+    incremental run does for the files it touches), without reading them back through SQL and
+    updating each reference and node afterwards.
+    """
+    batch = [(fx, mtimes[fx.path]) for fx in parsed]
+
+    def while_resolving() -> None:
+        store.insert_unresolved(conn, batch)
+        store.create_indexes(conn, ("nodes", "imports"))
+
+    resolution = resolve_facts(conn, parsed, root, workers, while_waiting=while_resolving)
+    store.insert_resolved(conn, batch, resolution.via, resolution.meta)
+    store.create_indexes(conn)
+    report.resolved_files = len(parsed)
+    report.references = resolution.stats
 
 
 def _finish(
     conn: sqlite3.Connection, report: BuildReport, skipped: dict[str, str], root: Path, fingerprint: dict
 ) -> None:
-    conn.execute("DELETE FROM skipped")
-    conn.executemany("INSERT INTO skipped VALUES(?, ?)", sorted(skipped.items()))
+    """Record what was skipped and the run's settings. A run that changed nothing writes
+    nothing (no transaction to commit, no WAL to checkpoint, `updated_at` kept, so later stages
+    do not see a stale graph)."""
+    changed = bool(report.full or report.parsed or report.deleted)
+    if dict(conn.execute("SELECT path, reason FROM skipped")) != skipped:
+        conn.execute("DELETE FROM skipped")
+        conn.executemany("INSERT INTO skipped VALUES(?, ?)", sorted(skipped.items()))
+        changed = True
     report.skipped = skipped
     report.parse_errors, report.files_with_errors = conn.execute(
         "SELECT COALESCE(SUM(parse_errors), 0), COALESCE(SUM(parse_errors > 0), 0) FROM files"
     ).fetchone()
-    store.set_meta(conn, "fingerprint", fingerprint)
-    store.set_meta(conn, "commit", _git_commit(root))
-    store.set_meta(conn, "updated_at", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    for key, value in (("fingerprint", fingerprint), ("commit", _git_commit(root))):
+        if changed or store.get_meta(conn, key) != value:
+            store.set_meta(conn, key, value)
+            changed = True
+    if changed:
+        store.set_meta(conn, "updated_at", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))

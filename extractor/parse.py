@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import json
 import re
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 from tree_sitter import Node, Parser, Query, QueryCursor
@@ -25,7 +27,7 @@ _MAX_DOC = 2000
 _MAX_SIG = 300
 
 
-@dataclass
+@dataclass(slots=True)
 class NodeFact:
     id: str
     type: str
@@ -41,38 +43,45 @@ class NodeFact:
     meta: dict = field(default_factory=dict)
 
 
-@dataclass
-class RefFact:
-    src: str  # node id the reference is made from
-    kind: str  # calls | throws | extends | implements
-    name: str
-    receiver: str
-    line: int
-
-
-@dataclass
-class ImportFact:
-    module: str
-    name: str
-    alias: str
-    wildcard: bool
-    line: int
+# Facts travel from worker processes to the parent as plain tuples, in the column order of the
+# graph's tables (see store.py): pickling ~10^5 dataclass instances costs more than parsing.
+NODE_COLUMNS = (
+    "id",
+    "type",
+    "name",
+    "qualname",
+    "path",
+    "lang",
+    "start_line",
+    "end_line",
+    "signature",
+    "doc",
+    "hash",
+    "parent",
+    "owner",
+    "meta_json",
+)
+NODE_ID, NODE_TYPE, NODE_NAME = 0, 1, 2
+REF_COLUMNS = ("path", "src_id", "kind", "name", "receiver", "line")
+IMPORT_COLUMNS = ("path", "module", "name", "alias", "wildcard", "line")
 
 
 @dataclass
 class FileFacts:
+    """One file's facts: `nodes`, `refs` and `imports` are rows in NODE/REF/IMPORT_COLUMNS order."""
+
     path: str
     lang: str
     sha256: str
     bytes: int
     lines: int
     parse_errors: int
-    nodes: list[NodeFact]
-    refs: list[RefFact]
-    imports: list[ImportFact]
+    nodes: list[tuple]
+    refs: list[tuple]
+    imports: list[tuple]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Def:
     kind: str
     node: Node
@@ -83,6 +92,11 @@ class _Def:
     emit: bool = True  # False for scopes that are no node of their own (Rust impl blocks)
     fact: NodeFact | None = None
     parent: _Def | None = None
+    start: int = 0  # node.start_byte / end_byte, read once (each read is a call into the binding)
+    end: int = 0
+
+    def __post_init__(self) -> None:
+        self.start, self.end = self.node.start_byte, self.node.end_byte
 
 
 def _text(node: Node | None) -> str:
@@ -174,82 +188,130 @@ def _count_errors(root: Node, query: Query | None) -> int:
     return sum(len(nodes) for nodes in QueryCursor(query).captures(root).values())
 
 
+_ROLE_PREFIXES = ("definition.", "scope.", "reference.", "inherit.")
+_REF_KINDS = {
+    "reference.call": "calls",
+    "reference.throw": "throws",
+    "inherit.extends": "extends",
+    "inherit.implements": "implements",
+}
+
+
+def _is_role(capture: str) -> bool:
+    return capture.startswith(_ROLE_PREFIXES) or capture == "import"
+
+
+@cache
+def _pattern_roles(lang: str) -> tuple[str | None, ...]:
+    """Per query pattern, its role capture when that is fixed: the pattern has exactly one role
+    capture and it is not optional. Other patterns (None) find their role per match."""
+    query = languages.query(lang)
+    names = [query.capture_name(i) for i in range(query.capture_count)]
+    out: list[str | None] = []
+    for pattern in range(query.pattern_count):
+        roles = []
+        for i, name in enumerate(names):
+            try:
+                quantifier = query.capture_quantifier(pattern, i)
+            except SystemError:  # tree-sitter 0.26 raises for "not in this pattern" (quantifier zero)
+                continue
+            if _is_role(name):
+                roles.append((name, quantifier))
+        out.append(roles[0][0] if len(roles) == 1 and roles[0][1] == "" else None)
+    return tuple(out)
+
+
+def _identifier_parts(text: str) -> tuple[str, str]:
+    """split_name for the common case of a plain identifier, without the regex work."""
+    return ("", text) if text.isidentifier() else split_name(text)
+
+
 def parse_source(path: str, lang: str, source: bytes) -> FileFacts:
-    """Extract the facts of one file's bytes; never raises on bad syntax (Tree-sitter recovers)."""
+    """Extract the facts of one file's bytes; never raises on bad syntax (Tree-sitter recovers).
+
+    This loop runs once per query match (hundreds of thousands on a large repo), so it avoids
+    per-match allocations: roles are looked up per pattern, captures read in place.
+    """
     spec = languages.LANGUAGES[lang]
     parser = Parser(languages.grammar(lang))
     tree = parser.parse(source)
     root = tree.root_node
     matches = QueryCursor(languages.query(lang)).matches(root)
+    pattern_roles = _pattern_roles(lang)
 
     defs: list[_Def] = []
     seen_defs: set[tuple[int, int]] = set()
     refs_raw: list[tuple[str, Node, str, str, str]] = []  # kind, anchor node, name, receiver, source-type
-    imports: list[ImportFact] = []
+    imports: list[tuple] = []
     seen_imports: set[tuple] = set()
-    for _, caps in matches:
-        role = next(
-            (
-                c
-                for c in caps
-                if c.startswith(("definition.", "scope.", "reference.", "inherit.")) or c == "import"
-            ),
-            None,
-        )
+    ws_sub = _WS.sub
+    for pattern, caps in matches:
+        role = pattern_roles[pattern]
         if role is None:
-            continue
+            role = next((c for c in caps if _is_role(c)), None)
+            if role is None:
+                continue
         main = caps[role][0]
-        first = {k: v[0] for k, v in caps.items()}
-        if role.startswith(("definition.", "scope.")):
+        ref_kind = _REF_KINDS.get(role)
+        if ref_kind is not None:
+            if ref_kind == "extends" or ref_kind == "implements":
+                receiver, name = _identifier_parts(main.text.decode("utf-8", "replace"))
+            else:
+                name_nodes = caps.get("name")
+                if name_nodes is None:
+                    continue
+                receiver, name = _identifier_parts(name_nodes[0].text.decode("utf-8", "replace"))
+                receiver_nodes = caps.get("receiver")
+                if receiver_nodes is not None:
+                    receiver = receiver_nodes[0].text.decode("utf-8", "replace")
+                    if not receiver.isidentifier():
+                        receiver = ws_sub("", receiver)
+                    receiver = receiver[:120]
+            if name:
+                source_nodes = caps.get("source")
+                refs_raw.append(
+                    (ref_kind, main, name, receiver, _text(source_nodes[0]) if source_nodes else "")
+                )
+        elif role == "import":
+            module_nodes = caps.get("import.module")
+            module = _text(module_nodes[0]).strip().strip("\"'<>`") if module_nodes else ""
+            if not module:
+                continue
+            name_nodes, alias_nodes = caps.get("import.name"), caps.get("import.alias")
+            key = (
+                path,
+                module,
+                _text(name_nodes[0]) if name_nodes else "",
+                _text(alias_nodes[0]) if alias_nodes else "",
+                1 if "import.wildcard" in caps else 0,
+                main.start_point[0] + 1,
+            )
+            if key not in seen_imports:
+                seen_imports.add(key)
+                imports.append(key)
+        elif role.startswith(("definition.", "scope.")):
             kind = role.split(".", 1)[1]
             key = (main.start_byte, main.end_byte)
-            if key in seen_defs or "name" not in first:
+            name_nodes = caps.get("name")
+            if key in seen_defs or name_nodes is None:
                 continue
             seen_defs.add(key)
-            name = _text(first["name"])
+            name = _text(name_nodes[0])
+            body_nodes = caps.get("body")
+            body = body_nodes[0] if body_nodes else None
             if role.startswith("scope."):
-                defs.append(_Def(kind, main, split_name(name)[1], first.get("body"), None, "", emit=False))
+                defs.append(_Def(kind, main, split_name(name)[1], body, None, "", emit=False))
             elif kind in _DEF_KINDS:
-                owner = split_name(_text(first["owner"]))[1] if "owner" in first else ""
-                defs.append(_Def(kind, main, name, first.get("body"), first.get("doc"), owner))
-        elif role == "import":
-            module = _text(first.get("import.module")).strip().strip("\"'<>`")
-            fact = ImportFact(
-                module=module,
-                name=_text(first.get("import.name")),
-                alias=_text(first.get("import.alias")),
-                wildcard="import.wildcard" in first,
-                line=main.start_point[0] + 1,
-            )
-            key = (fact.module, fact.name, fact.alias, fact.wildcard, fact.line)
-            if module and key not in seen_imports:
-                seen_imports.add(key)
-                imports.append(fact)
-        else:
-            kind = {
-                "reference.call": "calls",
-                "reference.throw": "throws",
-                "inherit.extends": "extends",
-                "inherit.implements": "implements",
-            }.get(role)
-            if kind is None:
-                continue
-            if role.startswith("inherit."):
-                receiver, name = split_name(_text(main))
-            else:
-                if "name" not in first:
-                    continue
-                receiver, name = split_name(_text(first["name"]))
-                if "receiver" in first:
-                    receiver = _WS.sub("", _text(first["receiver"]))[:120]
-            if name:
-                refs_raw.append((kind, main, name, receiver, _text(first.get("source"))))
+                owner_nodes = caps.get("owner")
+                owner = split_name(_text(owner_nodes[0]))[1] if owner_nodes else ""
+                doc_nodes = caps.get("doc")
+                defs.append(_Def(kind, main, name, body, doc_nodes[0] if doc_nodes else None, owner))
 
     # Nesting: sort by start (outer first on ties) and keep a stack of open definitions.
-    defs.sort(key=lambda d: (d.node.start_byte, -d.node.end_byte))
+    defs.sort(key=lambda d: (d.start, -d.end))
     stack: list[_Def] = []
     for d in defs:
-        while stack and stack[-1].node.end_byte <= d.node.start_byte:
+        while stack and stack[-1].end <= d.start:
             stack.pop()
         d.parent = stack[-1] if stack else None
         stack.append(d)
@@ -258,7 +320,7 @@ def parse_source(path: str, lang: str, source: bytes) -> FileFacts:
     mod_qual = module_name(path, lang)
     test_path_re, test_name_re = languages.test_patterns(lang)
     is_test_file = bool(test_path_re.search(path))
-    nodes: list[NodeFact] = []
+    nodes: list[tuple] = []
     used_ids: dict[str, int] = {}
     for d in defs:
         if not d.emit:
@@ -296,7 +358,7 @@ def parse_source(path: str, lang: str, source: bytes) -> FileFacts:
             meta["test"] = True
             if lang == "python":
                 meta["pytest_id"] = f"{path}::{qualname.replace('.', '::')}"
-        d.fact = NodeFact(
+        d.fact = fact = NodeFact(
             id=node_id,
             type=kind,
             name=d.name,
@@ -305,33 +367,35 @@ def parse_source(path: str, lang: str, source: bytes) -> FileFacts:
             end_line=_end_line(d.node),
             signature=_signature(d, source),
             doc=doc,
-            hash=hashlib.sha1(source[d.node.start_byte : d.node.end_byte]).hexdigest(),
+            hash=hashlib.sha1(source[d.start : d.end]).hexdigest(),
             parent=parent_fact.id if parent_fact is not None else file_id,
             owner=owner if parent_fact is None else "",
             meta=meta,
         )
-        nodes.append(d.fact)
+        nodes.append(_node_row(fact, path, lang))
 
     # Attribute each reference to the innermost emitted definition that contains it.
-    starts = [d.node.start_byte for d in defs]
-    refs: list[RefFact] = []
+    starts = [d.start for d in defs]
+    refs: list[tuple] = []
     seen_refs: set[tuple] = set()
     for kind, anchor, name, receiver, source_type in refs_raw:
         src = file_id
-        i = bisect.bisect_right(starts, anchor.start_byte) - 1
+        a_start = anchor.start_byte
+        i = bisect.bisect_right(starts, a_start) - 1
         d = defs[i] if i >= 0 else None
-        while d is not None and not (d.node.end_byte >= anchor.end_byte and d.fact is not None):
-            d = d.parent
-        if d is not None and d.fact is not None:
-            src = d.fact.id
+        if d is not None:
+            a_end = anchor.end_byte
+            while d is not None and not (d.end >= a_end and d.fact is not None):
+                d = d.parent
+            if d is not None:
+                src = d.fact.id
         if source_type:  # `impl Trait for Type`: the relation belongs to Type
             src = f"@type:{split_name(source_type)[1]}"
-        line = anchor.start_point[0] + 1
         key = (src, kind, name, receiver)
         if key in seen_refs:
             continue
         seen_refs.add(key)
-        refs.append(RefFact(src, kind, name, receiver, line))
+        refs.append((path, src, kind, name, receiver, anchor.start_point[0] + 1))
 
     file_doc = ""
     if lang == "python" and root.named_child_count:
@@ -343,7 +407,6 @@ def parse_source(path: str, lang: str, source: bytes) -> FileFacts:
         ):
             file_doc = _clean_doc(_text(first_stmt.named_children[0]))
     lines = source.count(b"\n") + (0 if source.endswith(b"\n") or not source else 1)
-    meta = {"test": True} if is_test_file else {}
     file_node = NodeFact(
         id=file_id,
         type="module",
@@ -355,7 +418,7 @@ def parse_source(path: str, lang: str, source: bytes) -> FileFacts:
         doc=file_doc,
         hash=hashlib.sha1(source).hexdigest(),
         parent="",
-        meta=meta,
+        meta={"test": True} if is_test_file else {},
     )
     return FileFacts(
         path=path,
@@ -364,9 +427,29 @@ def parse_source(path: str, lang: str, source: bytes) -> FileFacts:
         bytes=len(source),
         lines=lines,
         parse_errors=_count_errors(root, _error_query(lang)),
-        nodes=[file_node, *nodes],
+        nodes=[_node_row(file_node, path, lang), *nodes],
         refs=refs,
         imports=imports,
+    )
+
+
+def _node_row(n: NodeFact, path: str, lang: str) -> tuple:
+    """A node as a row of the nodes table (NODE_COLUMNS order)."""
+    return (
+        n.id,
+        n.type,
+        n.name,
+        n.qualname,
+        path,
+        lang,
+        n.start_line,
+        n.end_line,
+        n.signature,
+        n.doc,
+        n.hash,
+        n.parent,
+        n.owner,
+        json.dumps(n.meta, sort_keys=True) if n.meta else "{}",
     )
 
 

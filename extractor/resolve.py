@@ -18,16 +18,19 @@ from __future__ import annotations
 
 import builtins
 import json
+import multiprocessing as mp
 import re
 import sqlite3
-from collections import defaultdict
-from dataclasses import dataclass
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import NamedTuple
 
-from extractor import languages
+from extractor import languages, store
 from extractor.modules import FAMILIES, ModuleIndex, implementation_files, resolve_module
-from extractor.parse import CLASS_LIKE
+from extractor.parse import CLASS_LIKE, FileFacts
 
 MAX_CANDIDATES = 5
 CALLABLE = ("function", "method", "class", "struct", "interface", "enum", "trait")
@@ -37,8 +40,9 @@ _GO_RECEIVER = re.compile(r"func\s*\(\s*(\w+)")
 BUILTIN_RECEIVERS = {"python": set(dir(builtins))}
 
 
-@dataclass(frozen=True)
-class Node:
+class Node(NamedTuple):
+    """The columns of a graph node that resolution needs (a tuple: hundreds of thousands are built)."""
+
     id: str
     type: str
     name: str
@@ -66,19 +70,25 @@ class Resolver:
         self._bindings: dict[str, tuple[dict[str, Binding], list[list[str]]]] = {}
         self._bases: dict[str, list[str]] = {}
         self._by_id: dict[str, Node | None] = {}
+        self._global_cands: dict[tuple[str, str, bool], list[Node]] = {}
+        self._named_where: dict[tuple[str, str, str], list[Node]] = {}
+        self._global_parents: dict[tuple[str, str, bool], Counter[str]] = {}
 
     # ---- graph reads ---------------------------------------------------------------------
     @cached_property
     def index(self) -> ModuleIndex:
         row = self.conn.execute("SELECT value FROM meta WHERE key = 'repo_root'").fetchone()
         root = Path(json.loads(row[0])) if row else None
-        return ModuleIndex(dict(self.conn.execute("SELECT path, lang FROM files")), root)
+        return ModuleIndex(dict(self.conn.execute("SELECT path, lang FROM files ORDER BY path")), root)
 
     def _rows(self, sql: str, args: tuple) -> list[Node]:
+        """Nodes in the order a fresh build inserts them (by path, then source order), whatever
+        order an incremental run re-inserted them in: candidate lists must not depend on it."""
         return [
             Node(*r)
             for r in self.conn.execute(
-                f"SELECT id, type, name, path, lang, parent, owner FROM nodes {sql}", args
+                f"SELECT id, type, name, path, lang, parent, owner FROM nodes {sql} ORDER BY path, start_line, rowid",
+                args,
             )
         ]
 
@@ -100,6 +110,20 @@ class Resolver:
             self._named[name] = self._rows("WHERE name = ? AND type != 'module'", (name,))
         return self._named[name]
 
+    def named_where(self, name: str, column: str, value: str) -> list[Node]:
+        """`named(name)` narrowed to nodes whose `column` (owner or type) is `value`, same order.
+
+        Common names (`get`, `__init__`) have thousands of definitions; asking SQL for the few
+        that can match saves building them all as Python objects in an incremental run."""
+        key = (name, column, value)
+        if key not in self._named_where:
+            if name in self._named:
+                hits = [n for n in self._named[name] if getattr(n, column) == value]
+            else:
+                hits = self._rows(f"WHERE name = ? AND {column} = ? AND type != 'module'", (name, value))
+            self._named_where[key] = hits
+        return self._named_where[key]
+
     def node(self, node_id: str) -> Node | None:
         if node_id not in self._by_id:
             rows = self._rows("WHERE id = ?", (node_id,))
@@ -120,6 +144,33 @@ class Resolver:
 
     def forget_bases(self) -> None:
         self._bases.clear()
+
+    def import_rows(self, path: str) -> list[tuple[str, str, str, int]]:
+        """(module, name, alias, wildcard) of a file's imports, in source order."""
+        return self.conn.execute(
+            "SELECT module, name, alias, wildcard FROM imports WHERE path = ? ORDER BY rowid", (path,)
+        ).fetchall()
+
+    def signature(self, node_id: str) -> str:
+        row = self.conn.execute("SELECT signature FROM nodes WHERE id = ?", (node_id,)).fetchone()
+        return row[0] if row and row[0] else ""
+
+    def test_ids(self, path: str) -> list[str]:
+        """Test functions/methods (and test modules) of a file."""
+        return [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT id FROM nodes WHERE path = ? AND json_extract(meta_json, '$.test') = 1 "
+                "AND type IN ('function', 'method', 'module')",
+                (path,),
+            )
+        ]
+
+    def in_non_test_file(self, node_id: str) -> bool:
+        row = self.conn.execute(
+            "SELECT f.meta_json FROM nodes n JOIN nodes f ON f.id = n.path WHERE n.id = ?", (node_id,)
+        ).fetchone()
+        return bool(row) and not json.loads(row[0]).get("test")
 
     # ---- scopes --------------------------------------------------------------------------
     def top_level(self, path: str, name: str) -> list[Node]:
@@ -148,9 +199,8 @@ class Resolver:
         if not found:  # Go receivers, Rust impl blocks, C++ out-of-line: owner names the type
             found = [
                 n
-                for n in self.named(name)
-                if n.owner == cls.name
-                and FAMILIES[n.lang] >= {cls.lang}
+                for n in self.named_where(name, "owner", cls.name)
+                if FAMILIES[n.lang] >= {cls.lang}
                 and (
                     n.path == cls.path
                     or n.path.rsplit("/", 1)[0] == cls.path.rsplit("/", 1)[0]
@@ -187,10 +237,7 @@ class Resolver:
             return self._bindings[path]
         names: dict[str, Binding] = {}
         stars: list[list[str]] = []
-        rows = self.conn.execute(
-            "SELECT module, name, alias, wildcard FROM imports WHERE path = ? ORDER BY rowid", (path,)
-        )
-        for module, name, alias, wildcard in rows.fetchall():
+        for module, name, alias, wildcard in self.import_rows(path):
             mods = resolve_module(self.index, module, path, lang)
             if lang in ("c", "cpp"):  # an include brings the header's names, defined in its .c/.cpp
                 if mods:
@@ -264,8 +311,10 @@ class Resolver:
         want = CLASS_LIKE if kind in ("extends", "implements", "throws") else set(CALLABLE)
         src = self.node(src_id) if "::" in src_id else None
 
+        family = FAMILIES[lang]
+
         def keep(nodes: list[Node]) -> list[Node]:
-            return [n for n in nodes if n.type in want and n.lang in FAMILIES[lang]]
+            return [n for n in nodes if n.type in want and n.lang in family] if nodes else []
 
         if (
             receiver in spec.self_names
@@ -279,8 +328,9 @@ class Resolver:
                     hits = [m for b in self.bases(cls.id) for m in self.members(b, name)][:1]
                 else:
                     hits = self.members(cls.id, name)
-                if keep(hits):
-                    return keep(hits), "scope"
+                hits = keep(hits)
+                if hits:
+                    return hits, "scope"
             # Not in the repo's part of the class lineage: inherited from an external base or set
             # dynamically. A repo-wide guess by name would be wrong more often than right.
             return [], "none"
@@ -308,13 +358,15 @@ class Resolver:
                 local = [n for n in local if n.type in CLASS_LIKE]
             if scope.type in CLASS_LIKE and spec.class_scoped_calls and not local:
                 local = self.members(scope.id, name)
-            if keep(local):
-                return keep(local), "scope"
+            local = keep(local)
+            if local:
+                return local, "scope"
             scope = self.node(scope.parent) if scope.parent and "::" in scope.parent else None
         if spec.class_scoped_calls and src is not None:
             cls = self.enclosing_class(src)
-            if cls is not None and keep(self.members(cls.id, name)):
-                return keep(self.members(cls.id, name)), "scope"
+            hits = keep(self.members(cls.id, name)) if cls is not None else []
+            if hits:
+                return hits, "scope"
         hits = keep(self.top_level(path, name))
         if hits:
             return hits, "scope"
@@ -372,8 +424,7 @@ class Resolver:
         """Go names its receiver (`func (s *Server) Run()`): `s` means this object inside the method."""
         while src is not None and src.lang == "go":
             if src.owner:
-                row = self.conn.execute("SELECT signature FROM nodes WHERE id = ?", (src.id,)).fetchone()
-                m = _GO_RECEIVER.match(row[0] if row else "")
+                m = _GO_RECEIVER.match(self.signature(src.id))
                 return bool(m) and m.group(1) == receiver
             src = self.node(src.parent) if "::" in src.parent else None
         return False
@@ -399,131 +450,352 @@ class Resolver:
         """
         if bare and lang not in ("c", "cpp"):
             return [], "none"
-        family = FAMILIES[lang]
-        want = ("function",) if bare else ("method",)
-        cands = [
-            n
-            for n in self.named(name)
-            if n.lang in family and n.type in want and (src is None or n.id != src.id)
-        ]
+        key = (name, lang, bare)
+        base = self._global_cands.get(key)
+        if base is None:
+            family = FAMILIES[lang]
+            want = "function" if bare else "method"
+            base = self._global_cands[key] = [
+                n for n in self.named_where(name, "type", want) if n.lang in family
+            ]
+        # Common names have thousands of candidates: filter only what can change the verdict.
+        cands = [n for n in base if n.id != src.id] if src is not None and src.name == name else base
         if not bare and src is not None and receiver.split(".")[0] in languages.LANGUAGES[lang].self_names:
             # `this.items.get()`: a field's type is unknown, but it is rarely the object's own class.
             cls = self.enclosing_class(src)
             own = self._lineage(cls.id) if cls is not None else set()
+            if len(cands) - self._count_in(key, own) > MAX_CANDIDATES:
+                return [], "unresolved"
             cands = [n for n in cands if n.parent not in own]
         if len(cands) == 1:
-            return cands, "global"
+            return list(cands), "global"
         if 1 < len(cands) <= MAX_CANDIDATES:
-            return cands, "ambiguous"
+            return list(cands), "ambiguous"
         return [], "unresolved"
+
+    def _count_in(self, key: tuple[str, str, bool], parents: set[str]) -> int:
+        """How many global candidates for `key` are defined directly in one of `parents`."""
+        counts = self._global_parents.get(key)
+        if counts is None:
+            counts = self._global_parents[key] = Counter(n.parent for n in self._global_cands[key])
+        return sum(counts.get(p, 0) for p in parents)
 
 
 REF_EDGE_KINDS = ("calls", "throws", "extends", "implements", "tests")
+_CLEAR_META = store.CLEAR_RESOLVED_META
+
+
+class MemoryResolver(Resolver):
+    """A Resolver over the whole graph held in memory: no SQL reads per lookup.
+
+    Built from a fresh build's parsed facts (`from_facts`) or read from the graph at once
+    (`from_db`, for incremental runs that re-resolve much). It answers exactly what `Resolver`
+    reads lazily from the same graph, in the same order (files by path, a file's nodes in
+    source order), so both give one result; it pays off above some thousands of references.
+    """
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        files: dict[str, str],
+        node_rows: Iterable[tuple],
+        imports: dict[str, list[tuple]],
+        root: Path | None,
+    ) -> None:
+        """`node_rows`: (id, type, name, path, lang, parent, owner, signature, meta_json), ordered
+        by path, start line and insertion; `imports`: path -> (module, name, alias, wildcard)."""
+        super().__init__(conn)
+        self._root = root
+        self._files = files
+        self._imports = imports
+        self._signatures: dict[str, str] = {}
+        self._tests: dict[str, list[str]] = defaultdict(list)
+        self._test_files: set[str] = set()
+        named: dict[str, list[Node]] = defaultdict(list)
+        by_path: dict[str, list[Node]] = defaultdict(list)
+        for row in node_rows:
+            n = Node(*row[:7])
+            by_path[n.path].append(n)
+            self._by_id[n.id] = n
+            self._children[(n.parent, n.name)].append(n)
+            if n.type != "module":
+                named[n.name].append(n)
+            if n.lang == "go":
+                self._signatures[n.id] = row[7] or ""
+            meta = row[8]
+            # meta_json is our own json.dumps (or SQLite's minified copy): "test" only as a key.
+            if meta != "{}" and ('"test": true' in meta or '"test":true' in meta):
+                if n.type in ("function", "method", "module"):
+                    self._tests[n.path].append(n.id)
+                if n.type == "module":
+                    self._test_files.add(n.path)
+        self._file_nodes = dict(by_path)
+        self._named = named
+        self._bases_of: dict[str, list[str]] = {}
+        self.forget_bases()  # an incremental run's unchanged classes keep their bases
+
+    @classmethod
+    def from_facts(
+        cls, conn: sqlite3.Connection, facts: list[FileFacts], root: Path | None
+    ) -> MemoryResolver:
+        rows = ((r[0], r[1], r[2], r[4], r[5], r[11], r[12], r[8], r[13]) for fx in facts for r in fx.nodes)
+        imports = {fx.path: [r[1:5] for r in fx.imports] for fx in facts}
+        return cls(conn, {fx.path: fx.lang for fx in facts}, rows, imports, root)
+
+    @classmethod
+    def from_db(cls, conn: sqlite3.Connection) -> MemoryResolver:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'repo_root'").fetchone()
+        root = Path(json.loads(row[0])) if row else None
+        files = dict(conn.execute("SELECT path, lang FROM files ORDER BY path"))
+        imports: dict[str, list[tuple]] = defaultdict(list)
+        for path, *rest in conn.execute(
+            "SELECT path, module, name, alias, wildcard FROM imports ORDER BY path, rowid"
+        ):
+            imports[path].append(tuple(rest))
+        rows = conn.execute(
+            "SELECT id, type, name, path, lang, parent, owner, signature, meta_json FROM nodes "
+            "ORDER BY path, start_line, rowid"
+        )
+        return cls(conn, files, rows, dict(imports), root)
+
+    @cached_property
+    def index(self) -> ModuleIndex:
+        return ModuleIndex(self._files, self._root)
+
+    def file_nodes(self, path: str) -> list[Node]:
+        return self._file_nodes.get(path, [])
+
+    def children(self, path: str, parent: str, name: str) -> list[Node]:
+        return self._children.get((parent, name), [])
+
+    def named(self, name: str) -> list[Node]:
+        return self._named.get(name, [])
+
+    def named_where(self, name: str, column: str, value: str) -> list[Node]:
+        key = (name, column, value)
+        if key not in self._named_where:
+            self._named_where[key] = [n for n in self._named.get(name, ()) if getattr(n, column) == value]
+        return self._named_where[key]
+
+    def node(self, node_id: str) -> Node | None:
+        return self._by_id.get(node_id)
+
+    def bases(self, class_id: str) -> list[str]:
+        return self._bases_of.get(class_id, [])
+
+    def forget_bases(self) -> None:
+        """Load every class's bases at once (after the inheritance edges are written)."""
+        self._bases_of = defaultdict(list)
+        for src, dst in self.conn.execute(
+            "SELECT src_id, dst_id FROM edges WHERE kind IN ('extends', 'implements') "
+            "ORDER BY src_id, json_extract(meta_json, '$.line'), dst_id"
+        ):
+            self._bases_of[src].append(dst)
+
+    def import_rows(self, path: str) -> list[tuple[str, str, str, int]]:
+        return self._imports.get(path, [])
+
+    def signature(self, node_id: str) -> str:
+        return self._signatures.get(node_id, "")
+
+    def test_ids(self, path: str) -> list[str]:
+        return self._tests.get(path, [])
+
+    def in_non_test_file(self, node_id: str) -> bool:
+        n = self._by_id.get(node_id)
+        return n is not None and n.path in self._files and n.path not in self._test_files
+
+
+@dataclass
+class Resolution:
+    """What resolution decided besides the edges it wrote: per reference, how it resolved (`via`,
+    keyed by the reference's rowid), and per node, keys to merge into its meta_json."""
+
+    stats: dict[str, int]
+    via: list[tuple[str, int]]
+    meta: dict[str, dict[str, object]]
 
 
 def resolve_files(
-    conn: sqlite3.Connection, paths: list[str], partial: dict[str, set[str]] | None = None
+    conn: sqlite3.Connection,
+    paths: list[str],
+    partial: dict[str, set[str]] | None = None,
+    imports_of: list[str] | None = None,
+    workers: int = 1,
 ) -> dict[str, int]:
     """(Re)build the edges that start in `paths`, and those that start at the `partial` nodes.
 
     `paths` are whole files: every edge from them is rebuilt (the caller has deleted the old
     ones). `partial` maps other files to some of their nodes whose reference edges alone must be
     rebuilt (an incremental run's name-triggered re-resolution); a node's edges are always
-    rebuilt together, in reference order, so the result equals a full build's. Returns counts
-    of how references resolved.
+    rebuilt together, in reference order, so the result equals a full build's. `imports_of`:
+    further files whose file-level imports/depends_on edges alone are rebuilt. With many
+    references to redo, the graph is read into memory at once and, given `workers` > 1, the
+    calls are resolved in forked processes. Returns counts of how references resolved.
     """
-    partial = {p: ids for p, ids in (partial or {}).items() if p not in set(paths)}
-    resolver = Resolver(conn)
-    stats: dict[str, int] = defaultdict(int)
-    every = [*paths, *sorted(partial)]
-    langs = {p: resolver.index.files[p] for p in every}
-    edges: list[tuple] = []
-    via_updates: list[tuple] = []
-
-    def add(src: str, dst: str, kind: str, path: str, meta: dict) -> None:
-        edges.append((src, dst, kind, path, json.dumps(meta, sort_keys=True) if meta else "{}"))
-
-    clear = "json_remove(meta_json, '$.raises', '$.external_bases', '$.ambiguous')"
-    conn.executemany(f"UPDATE nodes SET meta_json = {clear} WHERE path = ?", [(p,) for p in paths])
+    path_set = set(paths)
+    partial = {p: ids for p, ids in (partial or {}).items() if p not in path_set}
+    imports_of = [p for p in imports_of or [] if p not in path_set]
+    conn.executemany(
+        "DELETE FROM edges WHERE src_id = ? AND src_path = ? AND kind IN ('imports', 'depends_on')",
+        [(p, p) for p in imports_of],
+    )
+    conn.executemany(f"UPDATE nodes SET meta_json = {_CLEAR_META} WHERE path = ?", [(p,) for p in paths])
     part_rows = [(i, p) for p, ids in partial.items() for i in sorted(ids)]
-    conn.executemany(f"UPDATE nodes SET meta_json = {clear} WHERE id = ?", [(i,) for i, _ in part_rows])
+    conn.executemany(f"UPDATE nodes SET meta_json = {_CLEAR_META} WHERE id = ?", [(i,) for i, _ in part_rows])
     conn.executemany(
         f"DELETE FROM edges WHERE src_id = ? AND src_path = ? AND kind IN ({','.join('?' * len(REF_EDGE_KINDS))})",
         [(i, p, *REF_EDGE_KINDS) for i, p in part_rows],
     )
-    # Structure: defined_in, and the owner link of out-of-line methods.
-    for path in paths:
-        for n in resolver.file_nodes(path):
-            if n.type == "module":
-                continue
-            if n.owner:
-                cls = resolver.enclosing_class(n)
-                add(n.id, cls.id if cls else n.parent, "defined_in", path, {})
-            else:
-                add(n.id, n.parent, "defined_in", path, {})
-    # Inheritance first: method lookups through `self` need the bases of every class.
     ref_sql = "SELECT rowid, src_id, kind, name, receiver, line FROM refs WHERE path = ? ORDER BY rowid"
     ref_rows = {p: conn.execute(ref_sql, (p,)).fetchall() for p in paths}
-    for p, ids in partial.items():
-        ref_rows[p] = [r for r in conn.execute(ref_sql, (p,)) if r[1] in ids]
-    raises: dict[str, set[str]] = defaultdict(set)
-    bases_ext: dict[str, set[str]] = defaultdict(set)
-    ambiguous: dict[str, list[dict]] = defaultdict(list)
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS partial_ids(id TEXT PRIMARY KEY)")
+    conn.execute("DELETE FROM partial_ids")
+    conn.executemany("INSERT INTO partial_ids VALUES(?)", [(i,) for i, _ in part_rows])
+    part_sql = (
+        "SELECT rowid, src_id, kind, name, receiver, line FROM refs "
+        "WHERE path = ? AND src_id IN (SELECT id FROM partial_ids) ORDER BY rowid"
+    )
+    for p in partial:
+        ref_rows[p] = conn.execute(part_sql, (p,)).fetchall()
+    # Read after the deletes above: both resolvers see the graph as a single pass would.
+    many = sum(len(rows) for rows in ref_rows.values()) >= _MEMORY_MIN_REFS
+    resolver = MemoryResolver.from_db(conn) if many else Resolver(conn)
+    result = _resolve(conn, resolver, paths, partial, ref_rows, imports_of, workers=workers)
+    conn.executemany("UPDATE refs SET via = ? WHERE rowid = ?", result.via)
+    for node_id, keys in result.meta.items():
+        _merge_meta(conn, node_id, keys)
+    return result.stats
 
-    def run(phase: set[str]) -> None:
-        for path in every:
-            lang = langs[path]
-            for rowid, src, kind, name, receiver, line in ref_rows[path]:
-                if kind not in phase:
+
+def resolve_facts(
+    conn: sqlite3.Connection,
+    facts: list[FileFacts],
+    root: Path | None,
+    workers: int = 1,
+    while_waiting: Callable[[], None] | None = None,
+) -> Resolution:
+    """Resolve a fresh build from its parsed facts, before their nodes and refs are stored.
+
+    Edges are written to `conn`; the refs' `via` (keyed by 1-based position in `facts` order,
+    which is their rowid once stored) and the nodes' meta additions come back for the caller to
+    store with the rows, which saves updating hundreds of thousands of rows afterwards. With
+    `workers` > 1 the second phase (calls, imports, tests) runs in that many forked processes,
+    and `while_waiting` (the caller's writes that need no resolution) runs meanwhile; it runs
+    in any case, before resolution returns, and must not touch the edges table.
+    """
+    resolver = MemoryResolver.from_facts(conn, facts, root)
+    ref_rows: dict[str, list[tuple]] = {}
+    rowid = 0
+    for fx in facts:
+        rows = []
+        for r in fx.refs:
+            rowid += 1
+            rows.append((rowid, *r[1:]))
+        ref_rows[fx.path] = rows
+    return _resolve(
+        conn, resolver, [fx.path for fx in facts], {}, ref_rows, workers=workers, while_waiting=while_waiting
+    )
+
+
+def _edge_meta(line: int, via: str, confidence: float, candidates: int) -> str:
+    """json.dumps({...}, sort_keys=True) of a reference edge's meta, without json's overhead."""
+    head = f'{{"candidates": {candidates}, ' if candidates > 1 else "{"
+    return f'{head}"confidence": {confidence!r}, "line": {line}, "via": "{via}"}}'
+
+
+@dataclass
+class _Part:
+    """Resolution results of some files: edges in insertion order, and what goes to refs/nodes."""
+
+    edges: list[tuple] = field(default_factory=list)
+    via: list[tuple[str, int]] = field(default_factory=list)
+    stats: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    raises: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    bases_ext: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    ambiguous: dict[str, list[dict]] = field(default_factory=lambda: defaultdict(list))
+
+    def merge(self, other: _Part) -> None:
+        self.edges.extend(other.edges)
+        self.via.extend(other.via)
+        for k, v in other.stats.items():
+            self.stats[k] += v
+        for src, names in other.raises.items():
+            self.raises[src] |= names
+        for src, names in other.bases_ext.items():
+            self.bases_ext[src] |= names
+        for src, calls in other.ambiguous.items():
+            self.ambiguous[src].extend(calls)
+
+
+def _resolve_refs(
+    resolver: Resolver,
+    every: list[str],
+    langs: dict[str, str],
+    ref_rows: dict[str, list[tuple]],
+    phase: set[str],
+    out: _Part,
+) -> None:
+    """Resolve the references of kinds `phase` in files `every` (in order) into `out`."""
+    for path in every:
+        lang = langs[path]
+        for rowid, src, kind, name, receiver, line in ref_rows[path]:
+            if kind not in phase:
+                continue
+            if src.startswith("@type:"):
+                types = [n for n in resolver.top_level(path, src[6:]) if n.type in CLASS_LIKE] or [
+                    n for n in resolver.named(src[6:]) if n.type in CLASS_LIKE and n.lang in FAMILIES[lang]
+                ]
+                if not types:
                     continue
-                if src.startswith("@type:"):
-                    types = [n for n in resolver.top_level(path, src[6:]) if n.type in CLASS_LIKE] or [
-                        n
-                        for n in resolver.named(src[6:])
-                        if n.type in CLASS_LIKE and n.lang in FAMILIES[lang]
-                    ]
-                    if not types:
-                        continue
-                    src = types[0].id
-                targets, via = resolver.resolve(path, lang, src, kind, name, receiver)
-                stats[via] += 1
-                via_updates.append((via, rowid))
-                if via == "ambiguous":
-                    ambiguous[src].append(
-                        {
-                            "name": name,
-                            "line": line,
-                            "candidates": [t.id for t in targets],
-                            "confidence": round(1 / len(targets), 3),
-                        }
-                    )
-                    continue
-                if not targets:
-                    if kind == "throws":
-                        raises[src].add(name)
-                    elif kind in ("extends", "implements"):
-                        bases_ext[src].add(f"{receiver}.{name}" if receiver else name)
-                    continue
-                conf = (
-                    1.0
-                    if via in ("scope", "import")
-                    else round(0.5 if len(targets) == 1 else 1 / len(targets), 3)
+                src = types[0].id
+            targets, via = resolver.resolve(path, lang, src, kind, name, receiver)
+            out.stats[via] += 1
+            out.via.append((via, rowid))
+            if via == "ambiguous":
+                out.ambiguous[src].append(
+                    {
+                        "name": name,
+                        "line": line,
+                        "candidates": [t.id for t in targets],
+                        "confidence": round(1 / len(targets), 3),
+                    }
                 )
-                for t in targets:
-                    if t.id == src and kind != "calls":
-                        continue
-                    meta = {"line": line, "via": via, "confidence": conf}
-                    if len(targets) > 1:
-                        meta["candidates"] = len(targets)
-                    add(src, t.id, kind, path, meta)
+                continue
+            if not targets:
+                if kind == "throws":
+                    out.raises[src].add(name)
+                elif kind in ("extends", "implements"):
+                    out.bases_ext[src].add(f"{receiver}.{name}" if receiver else name)
+                continue
+            conf = (
+                1.0
+                if via in ("scope", "import")
+                else round(0.5 if len(targets) == 1 else 1 / len(targets), 3)
+            )
+            meta = _edge_meta(line, via, conf, len(targets))
+            for t in targets:
+                if t.id == src and kind != "calls":
+                    continue
+                out.edges.append((src, t.id, kind, path, meta))
 
-    run({"extends", "implements"})
-    _write(conn, edges)
-    edges.clear()
-    resolver.forget_bases()
-    run({"calls", "throws"})
+
+def _calls_imports_tests(
+    resolver: Resolver,
+    every: list[str],
+    import_paths: list[str],
+    langs: dict[str, str],
+    ref_rows: dict[str, list[tuple]],
+    path_set: set[str],
+    partial: dict[str, set[str]],
+) -> _Part:
+    """The second phase, once every class's bases are known: calls and throws, file imports and
+    depends_on, and tests edges. Files are independent here, so it may run in parts."""
+    out = _Part()
+    _resolve_refs(resolver, every, langs, ref_rows, {"calls", "throws"}, out)
     # Imports: file -> imported symbol or module file; depends_on: file -> file.
-    for path in paths:
+    edges = out.edges
+    for path in import_paths:
         lang = langs[path]
         names, stars = resolver.bindings(path, lang)
         deps: set[str] = set()
@@ -534,49 +806,153 @@ def resolve_files(
             syms = resolver.in_module(b.modules, b.symbol) if b.symbol else []
             for t in syms or [resolver.node(m) for m in b.modules]:
                 if t is not None and t.path != path:
-                    add(path, t.id, "imports", path, {})
+                    edges.append((path, t.id, "imports", path, "{}"))
         for star in stars:
             deps.update(star)
             for m in star:
-                add(path, m, "imports", path, {"wildcard": True})
+                edges.append((path, m, "imports", path, '{"wildcard": true}'))
         for d in sorted(deps - {path}):
-            add(path, d, "depends_on", path, {})
+            edges.append((path, d, "depends_on", path, "{}"))
     # Tests: a test function tests the non-test code it calls.
-    test_sql = (
-        "SELECT id FROM nodes WHERE path = ? AND json_extract(meta_json, '$.test') = 1 "
-        "AND type IN ('function', 'method', 'module')"
-    )
-    tests = {r[0] for p in every for r in conn.execute(test_sql, (p,)) if p in paths or r[0] in partial[p]}
+    tests = {i for p in every for i in resolver.test_ids(p) if p in path_set or i in partial[p]}
     non_test_cache: dict[str, bool] = {}
     for src, dst, kind, path, _ in list(edges):
         if kind != "calls" or src not in tests:
             continue
         if dst not in non_test_cache:
-            row = conn.execute(
-                "SELECT f.meta_json FROM nodes n JOIN nodes f ON f.id = n.path WHERE n.id = ?", (dst,)
-            ).fetchone()
-            non_test_cache[dst] = bool(row) and not json.loads(row[0]).get("test")
+            non_test_cache[dst] = resolver.in_non_test_file(dst)
         if non_test_cache[dst]:
-            add(src, dst, "tests", path, {})
-    _write(conn, edges)
-    conn.executemany("UPDATE refs SET via = ? WHERE rowid = ?", via_updates)
-    for src, names_ in raises.items():
-        _merge_meta(conn, src, "raises", sorted(names_))
-    for src, calls in ambiguous.items():
-        _merge_meta(conn, src, "ambiguous", sorted(calls, key=lambda c: (c["line"], c["name"])))
-    for src, names_ in bases_ext.items():
-        _merge_meta(conn, src, "external_bases", sorted(names_))
-    return dict(stats)
+            edges.append((src, dst, "tests", path, "{}"))
+    return out
+
+
+# Phase two in forked worker processes: the parent's resolver (its in-memory graph) is inherited
+# by fork, not pickled; only each part's results travel back.
+_FORKED: tuple | None = None
+_PARALLEL_MIN_REFS = 20_000  # below this, starting processes costs more than it saves
+_MEMORY_MIN_REFS = 10_000  # below this, lazy SQL reads cost less than reading the whole graph
+
+
+def _forked_part(bounds: tuple[int, int, int, int]) -> _Part:
+    resolver, every, import_paths, langs, ref_rows, path_set, partial = _FORKED  # type: ignore[misc]
+    a, b, c, d = bounds
+    return _calls_imports_tests(resolver, every[a:b], import_paths[c:d], langs, ref_rows, path_set, partial)
+
+
+def _split(items: list[str], weight: dict[str, int], parts: int) -> list[tuple[int, int]]:
+    """Contiguous slices of `items` with about equal total weight (order kept: edges are
+    inserted part after part, as a single pass would)."""
+    total = sum(weight.get(p, 0) + 1 for p in items)
+    bounds, start, acc = [], 0, 0
+    for i, p in enumerate(items):
+        acc += weight.get(p, 0) + 1
+        if len(bounds) < parts - 1 and acc >= total * (len(bounds) + 1) / parts:
+            bounds.append((start, i + 1))
+            start = i + 1
+    bounds.append((start, len(items)))
+    return bounds + [(len(items), len(items))] * (parts - len(bounds))
+
+
+def _phase_two(
+    resolver: Resolver,
+    every: list[str],
+    import_paths: list[str],
+    langs: dict[str, str],
+    ref_rows: dict[str, list[tuple]],
+    path_set: set[str],
+    partial: dict[str, set[str]],
+    workers: int,
+    while_waiting: Callable[[], None] | None = None,
+) -> _Part:
+    refs = {p: len(rows) for p, rows in ref_rows.items()}
+    if (
+        workers <= 1
+        or sum(refs.values()) < _PARALLEL_MIN_REFS
+        or not isinstance(resolver, MemoryResolver)  # a forked SQL reader would share the connection
+        or "fork" not in mp.get_all_start_methods()
+    ):
+        if while_waiting is not None:
+            while_waiting()
+        return _calls_imports_tests(resolver, every, import_paths, langs, ref_rows, path_set, partial)
+    global _FORKED
+    ref_parts = _split(every, refs, workers)
+    import_parts = _split(import_paths, {}, workers)
+    _FORKED = (resolver, every, import_paths, langs, ref_rows, path_set, partial)
+    try:
+        with mp.get_context("fork").Pool(workers) as pool:
+            pending = pool.map_async(
+                _forked_part, [(*r, *i) for r, i in zip(ref_parts, import_parts, strict=True)], chunksize=1
+            )
+            if while_waiting is not None:
+                while_waiting()
+            parts = pending.get()
+    finally:
+        _FORKED = None
+    # Edges keep a single pass's order: calls/throws of all files, then imports, then tests.
+    out = _Part()
+    for kinds in ({"calls", "throws"}, {"imports", "depends_on"}, {"tests"}):
+        for part in parts:
+            out.edges.extend(e for e in part.edges if e[2] in kinds)
+    for part in parts:
+        part.edges = []
+        out.merge(part)
+    return out
+
+
+def _resolve(
+    conn: sqlite3.Connection,
+    resolver: Resolver,
+    paths: list[str],
+    partial: dict[str, set[str]],
+    ref_rows: dict[str, list[tuple]],
+    imports_of: list[str] | None = None,
+    workers: int = 1,
+    while_waiting: Callable[[], None] | None = None,
+) -> Resolution:
+    path_set = set(paths)
+    every = [*paths, *sorted(partial)]
+    import_paths = [*paths, *(imports_of or [])]
+    langs = {p: resolver.index.files[p] for p in [*every, *import_paths]}
+    first = _Part()
+    # Structure: defined_in, and the owner link of out-of-line methods.
+    for path in paths:
+        for n in resolver.file_nodes(path):
+            if n.type == "module":
+                continue
+            if n.owner:
+                cls = resolver.enclosing_class(n)
+                first.edges.append((n.id, cls.id if cls else n.parent, "defined_in", path, "{}"))
+            else:
+                first.edges.append((n.id, n.parent, "defined_in", path, "{}"))
+    # Inheritance first: method lookups through `self` need the bases of every class.
+    _resolve_refs(resolver, every, langs, ref_rows, {"extends", "implements"}, first)
+    _write(conn, first.edges)
+    first.edges = []
+    resolver.forget_bases()
+    second = _phase_two(
+        resolver, every, import_paths, langs, ref_rows, path_set, partial, workers, while_waiting
+    )
+    _write(conn, second.edges)
+    second.edges = []
+    first.merge(second)
+    meta: dict[str, dict[str, object]] = defaultdict(dict)
+    for src, names_ in first.raises.items():
+        meta[src]["raises"] = sorted(names_)
+    for src, calls in first.ambiguous.items():
+        meta[src]["ambiguous"] = sorted(calls, key=lambda c: (c["line"], c["name"]))
+    for src, names_ in first.bases_ext.items():
+        meta[src]["external_bases"] = sorted(names_)
+    return Resolution(dict(first.stats), first.via, dict(meta))
 
 
 def _write(conn: sqlite3.Connection, edges: list[tuple]) -> None:
     conn.executemany("INSERT OR IGNORE INTO edges VALUES(?,?,?,?,?)", edges)
 
 
-def _merge_meta(conn: sqlite3.Connection, node_id: str, key: str, value: object) -> None:
+def _merge_meta(conn: sqlite3.Connection, node_id: str, keys: dict[str, object]) -> None:
     row = conn.execute("SELECT meta_json FROM nodes WHERE id = ?", (node_id,)).fetchone()
     if row is None:
         return
     meta = json.loads(row[0])
-    meta[key] = value
+    meta.update(keys)
     conn.execute("UPDATE nodes SET meta_json = ? WHERE id = ?", (json.dumps(meta, sort_keys=True), node_id))

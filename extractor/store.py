@@ -72,9 +72,12 @@ def connect(path: str | Path, bulk: bool = False) -> sqlite3.Connection:
     return conn
 
 
-def create_indexes(conn: sqlite3.Connection) -> None:
-    """The lookup indexes resolution and readers need (no-op when they exist)."""
-    conn.executescript(INDEXES)
+def create_indexes(conn: sqlite3.Connection, tables: tuple[str, ...] | None = None) -> None:
+    """The lookup indexes resolution and readers need (no-op when they exist); `tables`: only
+    those on these tables (a fresh build indexes nodes while resolution still runs)."""
+    for statement in INDEXES.strip().splitlines():
+        if tables is None or statement.split(" ON ", 1)[1].split("(", 1)[0] in tables:
+            conn.execute(statement)
 
 
 def delete_files(conn: sqlite3.Connection, paths: Iterable[str]) -> None:
@@ -87,42 +90,73 @@ def delete_files(conn: sqlite3.Connection, paths: Iterable[str]) -> None:
     conn.executemany("DELETE FROM files WHERE path = ?", rows)
 
 
-def insert_facts(conn: sqlite3.Connection, facts: FileFacts, mtime_ns: int) -> None:
-    """Store one parsed file's nodes, raw refs and imports (edges come later, from resolution)."""
-    conn.execute(
-        "INSERT OR REPLACE INTO files VALUES(?,?,?,?,?,?,?)",
-        (facts.path, facts.sha256, facts.bytes, facts.lang, mtime_ns, facts.lines, facts.parse_errors),
-    )
+def insert_facts(conn: sqlite3.Connection, batch: Iterable[tuple[FileFacts, int]]) -> None:
+    """Store parsed files' nodes, raw refs and imports (edges come from resolution).
+
+    `batch` pairs each file's facts with its mtime. The rows arrive ready-made from the parse
+    workers, so this is one `executemany` per table for the whole batch.
+    """
+    batch = list(batch)
+    _insert_files_imports(conn, batch)
+    conn.executemany(NODE_INSERT, [row for f, _ in batch for row in f.nodes])
+    conn.executemany("INSERT INTO refs VALUES(?,?,?,?,?,?, '')", [row for f, _ in batch for row in f.refs])
+
+
+NODE_INSERT = "INSERT OR REPLACE INTO nodes VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+CLEAR_RESOLVED_META = "json_remove(meta_json, '$.raises', '$.external_bases', '$.ambiguous')"
+
+
+def _insert_files_imports(conn: sqlite3.Connection, batch: list[tuple[FileFacts, int]]) -> None:
     conn.executemany(
-        "INSERT OR REPLACE INTO nodes VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        "INSERT OR REPLACE INTO files VALUES(?,?,?,?,?,?,?)",
+        [(f.path, f.sha256, f.bytes, f.lang, mtime, f.lines, f.parse_errors) for f, mtime in batch],
+    )
+    conn.executemany("INSERT INTO imports VALUES(?,?,?,?,?,?)", [row for f, _ in batch for row in f.imports])
+
+
+def insert_unresolved(conn: sqlite3.Connection, batch: list[tuple[FileFacts, int]]) -> None:
+    """A fresh build's first half of `insert_facts`, done while resolution runs: files, imports
+    and nodes, whose meta_json is stored as resolution leaves an unchanged node's (cleared of
+    resolution's keys by SQLite, which also minifies it: an incremental run writes it so)."""
+    _insert_files_imports(conn, batch)
+    clear = "SELECT " + CLEAR_RESOLVED_META.replace("meta_json", "?")
+    conn.executemany(
+        NODE_INSERT,
         [
-            (
-                n.id,
-                n.type,
-                n.name,
-                n.qualname,
-                facts.path,
-                facts.lang,
-                n.start_line,
-                n.end_line,
-                n.signature,
-                n.doc,
-                n.hash,
-                n.parent,
-                n.owner,
-                json.dumps(n.meta, sort_keys=True) if n.meta else "{}",
-            )
-            for n in facts.nodes
+            row if row[13] == "{}" else (*row[:13], conn.execute(clear, (row[13],)).fetchone()[0])
+            for f, _ in batch
+            for row in f.nodes
         ],
     )
+
+
+def insert_resolved(
+    conn: sqlite3.Connection,
+    batch: list[tuple[FileFacts, int]],
+    via: list[tuple[str, int]],
+    meta: dict[str, dict[str, object]],
+) -> None:
+    """A fresh build's second half: refs with how each resolved (`via`: (via, n) for the n-th
+    reference of the batch, its rowid in the still empty refs table) and the keys resolution
+    adds to nodes' meta_json (node id -> keys)."""
+    if conn.execute("SELECT 1 FROM refs LIMIT 1").fetchone() is not None:
+        raise ValueError("insert_resolved needs an empty refs table")
+    refs = [row for f, _ in batch for row in f.refs]
+    how = [""] * len(refs)
+    for v, rowid in via:
+        how[rowid - 1] = v
     conn.executemany(
-        "INSERT INTO refs VALUES(?,?,?,?,?,?, '')",
-        [(facts.path, r.src, r.kind, r.name, r.receiver, r.line) for r in facts.refs],
+        "INSERT INTO refs(rowid, path, src_id, kind, name, receiver, line, via) VALUES(?,?,?,?,?,?,?,?)",
+        [(i, *row, v) for i, (row, v) in enumerate(zip(refs, how, strict=True), 1)],
     )
-    conn.executemany(
-        "INSERT INTO imports VALUES(?,?,?,?,?,?)",
-        [(facts.path, i.module, i.name, i.alias, int(i.wildcard), i.line) for i in facts.imports],
-    )
+    updates = []
+    for node_id, keys in meta.items():
+        row = conn.execute("SELECT meta_json FROM nodes WHERE id = ?", (node_id,)).fetchone()
+        if row is not None:
+            merged = json.loads(row[0])
+            merged.update(keys)
+            updates.append((json.dumps(merged, sort_keys=True), node_id))
+    conn.executemany("UPDATE nodes SET meta_json = ? WHERE id = ?", updates)
 
 
 def set_meta(conn: sqlite3.Connection, key: str, value: object) -> None:

@@ -8,6 +8,7 @@ size cap are skipped and counted, never read whole.
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -99,8 +100,15 @@ def walk(
     exclude: list[str],
     max_bytes: int,
     respect_gitignore: bool = True,
+    known: dict[str, tuple[int, int]] | None = None,
 ) -> WalkResult:
-    """List the source files under `root` (sorted by path) and the ones skipped, with reasons."""
+    """List the source files under `root` (sorted by path) and the ones skipped, with reasons.
+
+    `known`: path -> (mtime_ns, size) of files the last run indexed; a file still showing the
+    same mtime and size was text then and is not read again to check for binary content
+    (the same mtime/size test the build uses to skip unchanged files), so a re-run of a big
+    repository reads no file it does not have to.
+    """
     result = WalkResult()
     root = root.resolve()
     listed = _git_listed(root) if respect_gitignore else None
@@ -126,21 +134,23 @@ def walk(
                 continue
             if listed is not None and rel not in listed:
                 continue
-            full = Path(dirpath, name)
+            full = os.path.join(dirpath, name)
             try:
-                if full.is_symlink():
-                    target = full.resolve(strict=True)
+                st = os.lstat(full)
+                if stat.S_ISLNK(st.st_mode):
+                    target = Path(full).resolve(strict=True)
                     if not target.is_relative_to(root):
                         result.skipped[rel] = "symlink to outside the repository"
                         continue
                     if not target.is_file():
                         result.skipped[rel] = "symlink to a non-file"
                         continue
-                st = full.stat()
+                    st = os.stat(full)
                 if st.st_size > max_bytes:
                     result.skipped[rel] = f"larger than max_file_bytes ({st.st_size} > {max_bytes})"
                     continue
-                if _is_binary(full):
+                same = known is not None and known.get(rel) == (st.st_mtime_ns, st.st_size)
+                if not same and _is_binary(Path(full)):
                     result.skipped[rel] = "binary content"
                     continue
             except (OSError, RuntimeError) as err:  # broken link, loop, permission

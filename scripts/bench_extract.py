@@ -15,6 +15,9 @@ Throughput, with the same files and the same number of worker processes for ever
   (d) one changed: append a function to one mid-size module (the median-size file outside test
       folders), `extract(cfg)`.
 Targets (issue 2 "Must show"): (b) throughput >= 50 % of (a); (c) <= 5 % of (b)'s time; (d) <= 1 s.
+Each step also reports its CPU time (user + sys of this process and of its worker processes,
+from `getrusage`): on a machine shared with other jobs, wall time depends on the load, CPU time
+much less, so the CPU ratio full/raw tells what the code costs when wall times are noisy.
 
 Symbol accuracy against Python's own `ast` over the same files (files `ast` cannot parse are
 skipped and counted; the extractor's nodes in them are left out too). A symbol is keyed by
@@ -37,6 +40,7 @@ from __future__ import annotations
 
 import ast
 import os
+import resource
 import shutil
 import sqlite3
 import sysconfig
@@ -139,6 +143,12 @@ def _raw_parse(job: tuple[str, str, str]) -> int:
     return len(source)
 
 
+def cpu_seconds() -> float:
+    """User + system CPU time of this process and of its finished (waited-for) children."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def raw_parse(root: Path, files: list[SourceFile], workers: int) -> float:
     """Seconds to read and Tree-sitter-parse every file, pooled and chunked like `build._parse_all`."""
     jobs = [(str(root), f.path, f.lang) for f in files]
@@ -192,15 +202,22 @@ def measure(lang: str, repo: Path, graph: Path, workers: int, label: str) -> Thr
         flush=True,
     )
 
+    cpu: dict[str, float] = {}
+    c0 = cpu_seconds()
     raw_s = raw_parse(repo.resolve(), files, workers)
+    c1 = cpu_seconds()
     full = extract(cfg, force_full=True)
+    c2 = cpu_seconds()
+    cpu["raw"], cpu["full"] = c1 - c0, c2 - c1
     with closing(sqlite3.connect(graph)) as conn:
         graph_defs = conn.execute(
             "SELECT path, qualname, type, start_line FROM nodes WHERE type IN ('class', 'function', 'method')"
         ).fetchall()
         node_count = conn.execute("SELECT COUNT(*) FROM nodes").fetchone()[0]
         edge_count = conn.execute("SELECT COUNT(*) FROM edges").fetchone()[0]
+    c0 = cpu_seconds()
     unchanged = extract(cfg)
+    cpu["unchanged"] = cpu_seconds() - c0
 
     target = pick_mid_size(files, PY_EXTS if lang == "python" else JS_EXTS)
     added_name, added_src = ADDED[lang]
@@ -208,7 +225,9 @@ def measure(lang: str, repo: Path, graph: Path, workers: int, label: str) -> Thr
     original = path.read_bytes()
     path.write_bytes(original + added_src.encode())
     try:
+        c0 = cpu_seconds()
         one = extract(cfg)
+        cpu["one"] = cpu_seconds() - c0
         with closing(sqlite3.connect(graph)) as conn:
             found = conn.execute(
                 "SELECT start_line FROM nodes WHERE path = ? AND name = ?", (target.path, added_name)
@@ -216,33 +235,54 @@ def measure(lang: str, repo: Path, graph: Path, workers: int, label: str) -> Thr
     finally:
         path.write_bytes(original)  # the graph is not updated again: the accuracy pass uses (b)'s nodes
 
-    def row(step: str, seconds: float, note: str) -> list[object]:
-        return [step, n, round(mb, 1), round(seconds, 3), round(n / seconds, 1), round(mb / seconds, 2), note]
+    def row(step: str, seconds: float, cpu_s: float, note: str) -> list[object]:
+        return [
+            step,
+            n,
+            round(mb, 1),
+            round(seconds, 3),
+            round(n / seconds, 1),
+            round(mb / seconds, 2),
+            round(cpu_s, 3),
+            round(mb / cpu_s, 2) if cpu_s else 0.0,
+            note,
+        ]
 
     rows = [
-        row("(a) raw parse", raw_s, "read + Parser.parse only"),
+        row("(a) raw parse", raw_s, cpu["raw"], "read + Parser.parse only"),
         row(
             "(b) full extraction",
             full.seconds,
+            cpu["full"],
             f"{full.parsed} parsed; {node_count} nodes, {edge_count} edges; "
             f"{full.parse_errors} parse errors in {full.files_with_errors} files",
         ),
         row(
             "(c) unchanged re-run",
             unchanged.seconds,
+            cpu["unchanged"],
             f"{unchanged.parsed} parsed, {unchanged.unchanged} unchanged",
         ),
         row(
             "(d) one file changed",
             one.seconds,
+            cpu["one"],
             f"{one.parsed} parsed, {one.resolved_files} re-resolved; "
             f"{target.path} ({target.size / 1e3:.1f} kB) + {added_name} "
             f"{'found' if found else 'NOT FOUND'}{' at line ' + str(found[0][0]) if found else ''}",
         ),
     ]
-    table(["step", "files", "MB", "seconds", "files/s", "MB/s", "notes"], rows, title=f"{label}: throughput")
+    table(
+        ["step", "files", "MB", "seconds", "files/s", "MB/s", "cpu s", "MB/cpu-s", "notes"],
+        rows,
+        title=f"{label}: throughput (cpu s: user + sys, this process and its workers)",
+    )
     ratio_full = raw_s / full.seconds  # throughput ratio = inverse time ratio on the same files
     ratio_unchanged = unchanged.seconds / full.seconds
+    print(
+        f"{lang} by CPU time: full/raw throughput {100 * cpu['raw'] / cpu['full']:.1f} %, "
+        f"unchanged/full {100 * cpu['unchanged'] / cpu['full']:.2f} %, one changed file {cpu['one']:.3f} cpu-s"
+    )
     checks = [
         Check(f"{lang} full/raw throughput", round(100 * ratio_full, 1), 100 * TARGET_FULL_VS_RAW, unit=" %"),
         Check(
@@ -281,6 +321,9 @@ def measure(lang: str, repo: Path, graph: Path, workers: int, label: str) -> Thr
         "edges": edge_count,
         "full_vs_raw": ratio_full,
         "unchanged_vs_full": ratio_unchanged,
+        "cpu_s": {k: round(v, 3) for k, v in cpu.items()},
+        "full_vs_raw_cpu": cpu["raw"] / cpu["full"],
+        "load_avg_1min": os.getloadavg()[0],
     }
     return Throughput(rows, checks, metrics, graph_defs, files)
 

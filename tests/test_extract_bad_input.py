@@ -116,7 +116,7 @@ def test_failed_full_build_leaves_no_graph(
     def boom(*_a, **_k):
         raise RuntimeError("resolution failed")
 
-    monkeypatch.setattr("extractor.build.resolve_files", boom)
+    monkeypatch.setattr("extractor.build.resolve_facts", boom)
     with pytest.raises(RuntimeError):
         extract(ExtractConfig(repo=str(repo), out_graph=str(graph_path), languages=["python"], workers=1))
     assert not graph_path.exists()

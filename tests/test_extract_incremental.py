@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXTURES, build_graph, graph_snapshot, node_meta
+from extractor import resolve
+from tests.conftest import FIXTURES, build_graph, edge_strings, graph_snapshot, node_meta
 
 
 @pytest.fixture
@@ -111,8 +112,7 @@ def test_parallel_build_equals_serial(repo: Path, tmp_path: Path) -> None:
 LANG_CASES = sorted(p.parent.name for p in FIXTURES.glob("*/expected.yaml"))
 
 
-@pytest.mark.parametrize("case", LANG_CASES)
-def test_every_language_incremental_equals_fresh(case: str, tmp_path: Path) -> None:
+def _edit_and_delete_match_fresh(case: str, tmp_path: Path) -> None:
     repo = tmp_path / case
     shutil.copytree(FIXTURES / case, repo)
     graph = tmp_path / "inc.sqlite"
@@ -125,6 +125,27 @@ def test_every_language_incremental_equals_fresh(case: str, tmp_path: Path) -> N
     removed.unlink()
     build_graph(repo, graph)
     _assert_same_as_fresh(repo, graph, tmp_path, None)
+
+
+@pytest.mark.parametrize("case", LANG_CASES)
+def test_every_language_incremental_equals_fresh(case: str, tmp_path: Path) -> None:
+    _edit_and_delete_match_fresh(case, tmp_path)
+
+
+@pytest.mark.parametrize("case", LANG_CASES)
+def test_incremental_reading_the_graph_into_memory_equals_fresh(
+    case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Incremental runs that redo many references read the whole graph into memory first
+    (`MemoryResolver.from_db`); forced here for every run, the result must not change."""
+    used: list[int] = []
+    real = resolve.MemoryResolver.from_db.__func__
+    monkeypatch.setattr(resolve, "_MEMORY_MIN_REFS", 0)
+    monkeypatch.setattr(
+        resolve.MemoryResolver, "from_db", classmethod(lambda cls, conn: used.append(1) or real(cls, conn))
+    )
+    _edit_and_delete_match_fresh(case, tmp_path)
+    assert used, "the in-memory resolver was not used"
 
 
 def test_new_same_named_method_redoes_only_the_guessing_nodes(
@@ -145,3 +166,115 @@ def test_new_same_named_method_redoes_only_the_guessing_nodes(
     build_graph(repo, graph_path, ["python"])
     _assert_same_as_fresh(repo, graph_path, tmp_path)
     assert "ambiguous" not in node_meta(graph_path)["tests/test_cart.py::test_take"]
+
+
+def _write_repo(root: Path, files: dict[str, str]) -> None:
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+
+
+def test_dependents_redo_only_nodes_that_name_the_changed_files_names(tmp_path: Path) -> None:
+    """Files with edges into a changed file are not redone whole: only their nodes whose
+    references name something the file defines (before or after), plus their import edges.
+    Covers a star import gaining a name (`helper` was unresolved), a rename (`old` -> `new`)
+    and a module-attribute call, and must still equal a fresh build."""
+    repo, graph = tmp_path / "r", tmp_path / "inc.sqlite"
+    _write_repo(
+        repo,
+        {
+            "lib.py": "def base():\n    return 1\n\n\ndef old():\n    return base()\n",
+            "star.py": "from lib import *\n\n\ndef uses():\n    return base() + helper()\n\n\n"
+            "def unrelated():\n    return len([])\n",
+            "attr.py": "import lib\n\n\ndef call():\n    return lib.old()\n\n\ndef other():\n    return 2\n",
+        },
+    )
+    build_graph(repo, graph, ["python"])
+    (repo / "lib.py").write_text(
+        "def base():\n    return 1\n\n\ndef new():\n    return base()\n\n\ndef helper():\n    return 3\n"
+    )
+    report = build_graph(repo, graph, ["python"])
+    assert report.parsed == 1 and report.resolved_files == 1  # lib.py alone is redone whole
+    assert report.resolved_nodes == 2  # star.py::uses and attr.py::call
+    _assert_same_as_fresh(repo, graph, tmp_path)
+
+
+def test_changed_imports_redo_dependents_whole(tmp_path: Path) -> None:
+    """When a changed file's own imports change, what it re-exports may change: files that
+    import from it are redone whole (here `x` moves from c.py to d.py behind a.py)."""
+    repo, graph = tmp_path / "r", tmp_path / "inc.sqlite"
+    _write_repo(
+        repo,
+        {
+            "c.py": "def x():\n    return 1\n",
+            "d.py": "def x():\n    return 2\n",
+            "a.py": "from c import x\n",
+            "b.py": "from a import x\n\n\ndef run():\n    return x()\n",
+        },
+    )
+    build_graph(repo, graph, ["python"])
+    (repo / "a.py").write_text("from d import x\n")
+    report = build_graph(repo, graph, ["python"])
+    assert report.parsed == 1 and report.resolved_files == 2  # a.py, and b.py whole
+    _assert_same_as_fresh(repo, graph, tmp_path)
+
+
+def test_parallel_resolution_equals_serial(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh build resolves calls in forked processes when there are many references; with
+    the threshold lowered so the small fixture takes that path, the graph must not change."""
+    for i in range(30):
+        (repo / "shop" / f"gen_{i}.py").write_text(
+            f"from .pricing import total\nfrom .models import Item\n\n\n"
+            f"def f{i}(x):\n    Item('a', 1).describe()\n    return total(x) + f{(i + 1) % 30}(x)\n"
+        )
+    serial, parallel = tmp_path / "s.sqlite", tmp_path / "p.sqlite"
+    build_graph(repo, serial, ["python"], workers=1)
+    monkeypatch.setattr("extractor.resolve._PARALLEL_MIN_REFS", 0)
+    calls: list[int] = []
+    real_split = resolve._split
+    monkeypatch.setattr(resolve, "_split", lambda *a: calls.append(1) or real_split(*a))
+    build_graph(repo, parallel, ["python"], workers=2)
+    assert calls, "the parallel path was not taken"
+    assert graph_snapshot(serial) == graph_snapshot(parallel)
+
+
+def test_renamed_type_moves_out_of_line_methods_in_other_files(tmp_path: Path) -> None:
+    """`double Shape::area()` in shape.cpp belongs (defined_in) to class Shape in shape.hpp; when
+    the header renames the class, the .cpp file's structure edges must follow."""
+    repo, graph = tmp_path / "r", tmp_path / "inc.sqlite"
+    _write_repo(
+        repo,
+        {
+            "shape.hpp": "class Shape {\n public:\n  double area();\n};\n",
+            "shape.cpp": '#include "shape.hpp"\n\ndouble Shape::area() {\n  return 1.0;\n}\n',
+        },
+    )
+    build_graph(repo, graph, ["cpp"])
+    assert "defined_in shape.cpp::Shape.area -> shape.hpp::Shape" in edge_strings(graph)
+    (repo / "shape.hpp").write_text("class Figure {\n public:\n  double area();\n};\n")
+    build_graph(repo, graph, ["cpp"])
+    _assert_same_as_fresh(repo, graph, tmp_path, ("cpp",))
+    assert "defined_in shape.cpp::Shape.area -> shape.hpp::Shape" not in edge_strings(graph)
+
+
+def test_name_added_to_a_go_package_reaches_the_other_files(tmp_path: Path) -> None:
+    """Go files of one folder share their top-level names without imports: `other()` in b.go
+    resolves nowhere until a.go defines it, although b.go has no edge into a.go."""
+    repo, graph = tmp_path / "r", tmp_path / "inc.sqlite"
+    _write_repo(
+        repo,
+        {
+            "go.mod": "module example.com/m\n",
+            "a.go": "package main\n\nfunc helper() int {\n\treturn 1\n}\n",
+            "b.go": "package main\n\nfunc run() int {\n\treturn other()\n}\n",
+        },
+    )
+    build_graph(repo, graph, ["go"])
+    (repo / "a.go").write_text(
+        "package main\n\nfunc helper() int {\n\treturn 1\n}\n\nfunc other() int {\n\treturn 2\n}\n"
+    )
+    build_graph(repo, graph, ["go"])
+    _assert_same_as_fresh(repo, graph, tmp_path, ("go",))
+    assert "calls b.go::run -> a.go::other" in edge_strings(graph)
