@@ -23,6 +23,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument(
         "--endpoint", help="OpenAI-compatible base URL for --style llm (overrides summary.endpoint)"
     )
+    ap.add_argument(
+        "--backend", choices=["endpoint", "local"], help="where --style llm runs (overrides summary.backend)"
+    )
+    ap.add_argument(
+        "--model",
+        help="--style llm model: served name (endpoint) or folder/HF id/embedded:<name> (local); "
+        "overrides summary.model",
+    )
     ap.add_argument("--max-tokens", type=int, help="summary length limit (overrides summary.max_tokens)")
     ap.add_argument("--json", action="store_true", help="print the run report as JSON")
     ap.add_argument("-v", "--verbose", action="store_true", help="debug logs")
@@ -33,12 +41,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg.summary.style = args.style
     if args.endpoint:
         cfg.summary.endpoint = args.endpoint
+    if args.backend:
+        cfg.summary.backend = args.backend
+    if args.model:
+        cfg.summary.model = args.model
     if args.max_tokens:
         cfg.summary.max_tokens = args.max_tokens
     report = build_brain(cfg)
     if args.json:
         data = dict(report.__dict__)
         data["changed_ids"] = sorted(data["changed_ids"])
+        data["fallbacks"] = dict(sorted(data["fallbacks"].items()))
         print(json.dumps(data, indent=2, sort_keys=True))
     else:
         print(f"brain: {cfg.out_dir}, {index_path(cfg)}: {report.summary()}")

@@ -17,13 +17,19 @@ class SummaryConfig:
     """How node summaries are written."""
 
     max_tokens: int = 120  # hard limit per summary (words and punctuation marks, see brain.text)
-    style: str = "extractive"  # extractive (deterministic) | llm (OpenAI-compatible endpoint)
-    endpoint: str | None = None  # style llm: base URL such as http://127.0.0.1:8000/v1 (`make serve`)
-    model: str | None = None  # style llm: model name sent to the endpoint (default: the first served)
-    api_key_env: str = "OPENAI_API_KEY"  # style llm: environment variable holding a key, if any
+    style: str = "extractive"  # extractive (deterministic) | llm (checked by brain.grounding)
+    backend: str = "endpoint"  # style llm: endpoint (OpenAI-compatible server) | local (transformers)
+    endpoint: str | None = None  # backend endpoint: base URL such as http://127.0.0.1:8000/v1 (`make serve`)
+    # backend endpoint: model name sent (default: the first served); backend local: a model folder,
+    # Hugging Face id or embedded:<name> (default: embedded:smollm2-135m)
+    model: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"  # backend endpoint: environment variable holding a key, if any
     timeout_s: float = 60.0
-    workers: int = 4  # style llm: requests in flight at once
+    workers: int = 4  # backend endpoint: requests in flight at once
     max_source_lines: int = 60  # style llm: lines of the node's code shown to the model
+    batch_size: int = 8  # backend local: prompts generated together
+    max_new_tokens: int = 96  # backend local: generation limit per summary
+    threads: int = 0  # backend local: torch CPU threads (0: torch's default)
 
 
 @dataclass
@@ -37,11 +43,18 @@ class RecipeConfig:
 
 @dataclass
 class ConceptConfig:
-    """Domain terms: words that name many symbols across several files."""
+    """Domain terms: words that name many symbols across several files, and terms used in the docs."""
 
-    max_terms: int = 40
+    max_terms: int = 40  # terms from class/module names
     min_symbols: int = 3
     min_files: int = 2
+    # terms from prose (brain.doc_terms): Markdown/reST files matched under the repository root,
+    # and docstrings/doc comments of the graph's nodes
+    doc_globs: list[str] = field(default_factory=lambda: ["*.md", "*.rst", "docs/**/*.md", "docs/**/*.rst"])
+    max_doc_files: int = 200  # Markdown files read at most (sorted by path)
+    max_doc_terms: int = 30  # 0 turns prose terms off
+    doc_min_files: int = 2  # a prose term must be used in this many files (docs and source files)
+    max_term_words: int = 3
 
 
 @dataclass

@@ -1,9 +1,16 @@
-"""The optional LLM summarizer: any OpenAI-compatible chat endpoint (such as `make serve`), over urllib.
+"""The optional LLM summarizer: a served OpenAI-compatible endpoint or a local transformers model.
 
-The model sees the node's extractive facts and a short code excerpt and may only rephrase them.
-Its answer is then checked like any other answer: citations that are not among the node's own
-are removed, the node's main citation is added when none is left, and the text is cut to the
-token budget. A node whose request fails keeps its extractive summary and is retried next run.
+`summary.style: llm` picks it, `summary.backend` picks where the model runs:
+
+- `endpoint`: any OpenAI-compatible chat endpoint (such as `make serve`), over urllib, with
+  `summary.workers` requests in flight;
+- `local`: a transformers model in this process (default the embedded `embedded:smollm2-135m`,
+  resolved by nanodex.models), greedy, fp32 on CPU, batched (brain.llm_local).
+
+Both see the node's extractive facts (with their citations) and a short code excerpt and may
+only rephrase them. Their answers are checked by brain.grounding before they replace the
+extractive summary; a node whose answer fails the check keeps its extractive summary with the
+reason recorded.
 """
 
 from __future__ import annotations
@@ -12,18 +19,66 @@ import json
 import os
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
 
 from brain.config import SummaryConfig
 from brain.ontology import BrainNode
-from brain.text import citations_in, clip_tokens, count_tokens
 from nanodex.errors import NanodexError
 
-PROMPT_VERSION = "llm-1"
+PROMPT_VERSION = "llm-2"
+BACKENDS = ("endpoint", "local")
 SYSTEM = (
-    "You summarize code for an index. Write one short factual paragraph using only the facts given. "
-    "Keep every citation exactly in the form [path:start-end] as given; never invent paths or lines. "
+    "You summarize code for an index. Write one or two short factual sentences using only the facts given. "
+    "Keep citations exactly in the form [path:start-end] as given; never invent paths or lines. "
     "No preamble, no markdown, no speculation."
 )
+
+
+class Summarizer(Protocol):
+    """What brain.build needs from an LLM backend."""
+
+    fingerprint: str  # names model and settings: a node made by another fingerprint is redone
+    batch_size: int  # prompts handed to `complete_many` at once
+
+    def complete_many(self, prompts: Sequence[str]) -> list[str | Exception]:
+        """One answer per prompt; a failed prompt yields its exception (retried next run)."""
+        ...
+
+
+def build_prompt(node: BrainNode, facts_text: str, code: str, max_tokens: int) -> str:
+    """The user message for one node: its facts (the extractive summary) and the code it covers."""
+    code_part = f"\n\nCode [{node.path}:{node.start_line}-{node.end_line}]:\n{code}" if code.strip() else ""
+    return (
+        f"Node: {node.type} {node.name}\nFacts (with citations):\n{facts_text}{code_part}\n\n"
+        f"Write the summary of {node.name} in at most {max_tokens * 3 // 4} words."
+    )
+
+
+def planned_fingerprint(cfg: SummaryConfig) -> str | None:
+    """The fingerprint `make_summarizer(cfg)` will have, when the config alone tells (no model loaded,
+    no endpoint asked); None when an endpoint must first say which model it serves."""
+    if cfg.backend == "local":
+        from nanodex.models import DEFAULT_BASE
+
+        return local_fingerprint(cfg.model or DEFAULT_BASE, cfg.max_new_tokens)
+    return f"{PROMPT_VERSION}:{cfg.model}" if cfg.model else None
+
+
+def local_fingerprint(model: str, max_new_tokens: int) -> str:
+    return f"{PROMPT_VERSION}:local:{model}:{max_new_tokens}"
+
+
+def make_summarizer(cfg: SummaryConfig) -> Summarizer:
+    """The backend `summary.backend` names (errors are one line: cause and fix)."""
+    if cfg.backend == "endpoint":
+        return EndpointSummarizer(cfg)
+    if cfg.backend == "local":
+        from brain.llm_local import LocalSummarizer  # torch/transformers only when asked for
+
+        return LocalSummarizer(cfg)
+    raise NanodexError(f"unknown summary.backend '{cfg.backend}'", f"use one of: {', '.join(BACKENDS)}")
 
 
 def _chat_url(endpoint: str) -> str:
@@ -35,22 +90,21 @@ def _chat_url(endpoint: str) -> str:
     return base + "/chat/completions"
 
 
-class LLMSummarizer:
-    """Summaries from an OpenAI-compatible endpoint; see the module docstring for the checks."""
+class EndpointSummarizer:
+    """Summaries from an OpenAI-compatible chat endpoint (temperature 0)."""
 
     def __init__(self, cfg: SummaryConfig) -> None:
         if not cfg.endpoint:
             raise NanodexError(
-                "summary.style is llm but no summary.endpoint is set",
-                "set summary.endpoint (e.g. http://127.0.0.1:8000/v1 from `make serve`) or use style: extractive",
+                "summary.backend is endpoint but no summary.endpoint is set",
+                "set summary.endpoint (e.g. http://127.0.0.1:8000/v1 from `make serve`), "
+                "use summary.backend: local, or summary.style: extractive",
             )
         self.cfg = cfg
         self.url = _chat_url(cfg.endpoint)
         self.model = cfg.model or self._first_model()
-
-    @property
-    def fingerprint(self) -> str:
-        return f"{PROMPT_VERSION}:{self.model}"
+        self.fingerprint = f"{PROMPT_VERSION}:{self.model}"
+        self.batch_size = max(1, cfg.workers) * 4
 
     def _headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json"}
@@ -73,7 +127,7 @@ class LLMSummarizer:
             ) from err
 
     def complete(self, prompt: str) -> str:
-        """One chat completion (temperature 0); raises OSError/ValueError on transport or format errors."""
+        """One chat completion; raises OSError/ValueError on transport or format errors."""
         body = {
             "model": self.model,
             "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}],
@@ -90,30 +144,18 @@ class LLMSummarizer:
         except (KeyError, IndexError, TypeError) as err:
             raise ValueError(f"unexpected completion shape: {str(data)[:200]}") from err
 
-    def prompt(self, node: BrainNode, facts_text: str, code: str) -> str:
-        return (
-            f"Node: {node.type} {node.name}\nFacts (with citations):\n{facts_text}\n\n"
-            f"Code [{node.path}:{node.start_line}-{node.end_line}]:\n{code}\n\n"
-            f"Write the summary in at most {self.cfg.max_tokens * 3 // 4} words."
-        )
+    def _one(self, prompt: str) -> str | Exception:
+        try:
+            return self.complete(prompt)
+        except (OSError, ValueError) as err:
+            return err
 
-    def summarize(self, node: BrainNode, facts_text: str, code: str) -> str:
-        return check_summary(self.complete(self.prompt(node, facts_text, code)), node, self.cfg.max_tokens)
+    def complete_many(self, prompts: Sequence[str]) -> list[str | Exception]:
+        workers = max(1, self.cfg.workers)
+        if workers == 1:
+            return [self._one(p) for p in prompts]
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(self._one, prompts))
 
 
-def check_summary(text: str, node: BrainNode, max_tokens: int) -> str:
-    """Drop citations the node does not own, keep one real citation, cut to `max_tokens`."""
-    allowed = set(node.citations) | {f"{node.path}:{node.start_line}-{node.end_line}"}
-    text = " ".join(text.split())
-    for path, start, end in citations_in(text):
-        spans = {f"{path}:{start}-{end}"}
-        if start == end:
-            spans.add(f"{path}:{start}")
-        if not spans & allowed:
-            for s in spans:
-                text = text.replace(f"[{s}]", "")
-    text = " ".join(text.split())
-    main = f"[{node.citations[0] if node.citations else f'{node.path}:{node.start_line}-{node.end_line}'}]"
-    if not citations_in(text):
-        text = clip_tokens(text, max_tokens - count_tokens(main) - 1) + " " + main
-    return clip_tokens(text, max_tokens).strip()
+LLMSummarizer = EndpointSummarizer  # the name this class had before the local backend existed

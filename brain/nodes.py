@@ -82,8 +82,14 @@ def read_existing(out_dir: Path) -> dict[str, StoredNode]:
     return found
 
 
-def write_node(out_dir: Path, node: BrainNode, summary: str, digest: str, summarizer: str) -> Path:
-    """Write one node file atomically and return its path."""
+def write_node(
+    out_dir: Path, node: BrainNode, summary: str, digest: str, summarizer: str, check: dict | None = None
+) -> Path:
+    """Write one node file atomically and return its path.
+
+    `check` holds what the LLM grounding check found (summary_by, fallback reason, dropped or
+    restored citations); it is written beside the summary so that no fallback is silent.
+    """
     data = {
         "format": FORMAT,
         "id": node.id,
@@ -99,6 +105,7 @@ def write_node(out_dir: Path, node: BrainNode, summary: str, digest: str, summar
         "facts": node.facts,
         "hash": digest,
         "summarizer": summarizer,
+        **(check or {}),
     }
     path = out_dir / file_name(node.id)
     atomic_write_text(path, json.dumps(data, indent=1, ensure_ascii=False) + "\n")

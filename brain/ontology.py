@@ -5,6 +5,10 @@ is about) and `citations` (`path:start-end` spans of indexed files). Facts are p
 their hash decides whether a node must be summarized again, and so that an LLM summarizer gets
 the same facts the extractive one uses. Everything here is read from the graph and from source
 text; indexed code is never imported or run.
+
+Concepts come from three places: class-like types (one node each), words that name many symbols
+across files (`terms`), and terms of the prose, README/Markdown files and docstrings
+(`doc_terms`, mined by brain.doc_terms), each citing the indexed lines that use it.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from brain.config import BrainConfig
+from brain.doc_terms import TermUse, mine_terms
 from brain.facts import CALLABLES, CLASS_LIKE, DEFINITIONS, GraphFacts
 from brain.text import STOPWORDS, first_sentence, split_identifier
 from extractor.graph import GraphNode
@@ -40,6 +45,8 @@ _GENERIC_TERMS_TEXT = """test tests base error errors exception exceptions mixin
     helper helpers manager object value values data info main init new get set is has add make run to from
     self cls str int list dict none true false args kwargs py tmp default name names item items"""
 _GENERIC_TERMS = frozenset(_GENERIC_TERMS_TEXT.split())
+_MAX_DOC_BYTES = 1_000_000  # prose files larger than this are not read for terms or recipes
+_WORDS = re.compile(r"[a-z][a-z'-]*[a-z]|[a-z]")
 
 
 @dataclass
@@ -203,6 +210,7 @@ class Ontology:
         if "concept" in wanted:
             out += self.concepts()
             out += self.terms()
+            out += self.doc_terms()
         if "error" in wanted:
             out += self.errors()
         if "recipe" in wanted:
@@ -243,13 +251,14 @@ class Ontology:
                     other = self.f.nodes.get(r.other)
                     if other is not None and other.type != "module" and is_public(other):
                         exported.append({"id": other.id, "name": other.name, "cite": cite(other)})
+            lines = self.f.file_lines.get(node.path, node.end_line)  # 0 for an empty file: no line to cite
             deps = [self.module_name(r.other) for r in self.f.outgoing(node.id, "depends_on")]
             users = [self.module_name(r.other) for r in self.f.incoming(node.id, "depends_on")]
             facts = {
                 "module": node.qualname,
                 "path": node.path,
                 "lang": node.lang,
-                "lines": node.end_line,
+                "lines": lines,
                 "test": bool(node.meta.get("test")),
                 "doc": first_sentence(node.doc),
                 "api": api[:40],
@@ -259,21 +268,10 @@ class Ontology:
                 "used_by": sorted(set(users))[:20],
             }
             refs = _dedupe([node.id, *(a["id"] for a in api), *(e["id"] for e in exported)])
-            cites = _dedupe([cite(node), *(a["cite"] for a in api[:40]), *(e["cite"] for e in exported)])
-            out.append(
-                BrainNode(
-                    id=f"module:{node.id}",
-                    type="module",
-                    name=node.qualname,
-                    path=node.path,
-                    start_line=node.start_line,
-                    end_line=node.end_line,
-                    target=node.id,
-                    facts=facts,
-                    refs=refs,
-                    citations=cites,
-                )
+            cites = _dedupe(
+                [cite(node) if lines else "", *(a["cite"] for a in api[:40]), *(e["cite"] for e in exported)]
             )
+            out.append(_symbol_node("module", node, facts, refs, cites, content=False))
         return out
 
     def _capability_kind(self, node: GraphNode) -> dict:
@@ -489,6 +487,110 @@ class Ontology:
             )
         return out
 
+    def doc_files(self, globs: list[str], limit: int | None = None) -> list[tuple[str, str]]:
+        """(repo-relative path, text) of the prose files `globs` match under the repository root."""
+        root = self.f.repo_root
+        if root is None:
+            return []
+        files: list[Path] = []
+        for pattern in globs:
+            files += sorted(p for p in root.glob(pattern) if p.is_file())
+        out = []
+        for doc in _dedupe(str(p) for p in files)[:limit]:
+            p = Path(doc)
+            try:
+                if p.stat().st_size > _MAX_DOC_BYTES:
+                    continue
+                out.append((p.relative_to(root).as_posix(), p.read_text(encoding="utf-8", errors="replace")))
+            except (OSError, ValueError):
+                continue
+        return out
+
+    def _use_line(self, use: TermUse, term: str) -> int:
+        """The line of a docstring node that holds `term` (the node's first line when none does)."""
+        node = self.f.nodes[use.node_id] if use.node_id else None
+        if node is None:
+            return use.line
+        words = term.lower().split()
+        for i in range(node.start_line, node.end_line + 1):
+            if " ".join(_WORDS.findall(self.f.line(node.path, i).lower())).find(" ".join(words)) >= 0:
+                return i
+        return node.start_line
+
+    def doc_terms(self) -> list[BrainNode]:
+        """Domain terms from prose (README/Markdown and docstrings), each citing where it is used."""
+        cc = self.cfg.concepts
+        if cc.max_doc_terms <= 0:
+            return []
+        docs: list[tuple[str, int, str, str | None, bool]] = [
+            (rel, 1, text, None, True) for rel, text in self.doc_files(cc.doc_globs, cc.max_doc_files)
+        ]
+        exclude: set[str] = set()
+        for n in sorted(self.f.nodes.values(), key=lambda n: n.id):
+            if n.type in CLASS_LIKE:  # a class has its own concept node already
+                exclude.update({n.name.lower(), " ".join(split_identifier(n.name))})
+            if n.doc and not self.f.is_test(n):
+                docs.append((n.path, n.start_line, n.doc, n.id, False))
+        mined = mine_terms(
+            docs,
+            min_files=cc.doc_min_files,
+            max_terms=cc.max_doc_terms,
+            max_words=cc.max_term_words,
+            exclude=exclude,
+        )
+        named = [  # definitions with their name words, to link a term to the code named after it
+            (n, split_identifier(n.name))
+            for n in sorted(self.f.nodes.values(), key=lambda n: n.id)
+            if mined and n.type in DEFINITIONS and not self.f.is_test(n)
+        ]
+        out = []
+        for m in mined:
+            uses, seen_files = [], set()
+            for u in m.uses:
+                if u.file in seen_files:
+                    continue
+                seen_files.add(u.file)
+                if u.node_id is None:
+                    uses.append({"name": u.file, "doc": f"{u.file}:{u.line}", "cite": ""})
+                else:
+                    line = self._use_line(u, m.term)
+                    owner = self.f.nodes[u.node_id]
+                    uses.append({"id": owner.id, "name": owner.qualname, "cite": cite_line(owner.path, line)})
+            words = m.term.lower().split()
+            symbols = [
+                {"id": n.id, "name": n.qualname, "cite": cite(n)}
+                for n, parts in named
+                if _holds(parts, words)
+            ][:6]
+            cited = [u for u in uses if u["cite"]] + symbols
+            if not cited:  # used only in files outside the graph: nothing to cite, so no node
+                continue
+            anchor = cited[0]["cite"].rsplit(":", 1)
+            start, end = (int(x) for x in anchor[1].split("-"))
+            uses.sort(key=lambda u: (not u["cite"], u["name"]))
+            out.append(
+                BrainNode(
+                    id=f"concept:doc:{m.term}",
+                    type="concept",
+                    name=m.term,
+                    path=anchor[0],
+                    start_line=start,
+                    end_line=end,
+                    target=None,
+                    facts={
+                        "term": m.term,
+                        "source": "docs",
+                        "file_count": len(m.files),
+                        "use_count": m.count,
+                        "uses": uses[:12],
+                        "symbols": symbols,
+                    },
+                    refs=_dedupe([*(u.get("id", "") for u in uses), *(s["id"] for s in symbols)]),
+                    citations=_dedupe(c["cite"] for c in cited),
+                )
+            )
+        return out
+
     def errors(self) -> list[BrainNode]:
         out = []
         for node in self.f.nodes.values():
@@ -608,25 +710,7 @@ class Ontology:
                 "test": node.meta.get("pytest_id") or node.qualname,
                 "steps": steps,
             }
-            out.append(
-                BrainNode(
-                    id=f"recipe:{node.id}",
-                    type="recipe",
-                    name=facts["goal"],
-                    path=node.path,
-                    start_line=node.start_line,
-                    end_line=node.end_line,
-                    target=node.id,
-                    facts=facts,
-                    refs=_dedupe([node.id, *(s["id"] for s in steps)]),
-                    citations=_dedupe(
-                        [cite(node)]
-                        + [cite_line(node.path, s["line"]) for s in steps if s["line"]]
-                        + [s["cite"] for s in steps]
-                    ),
-                    content=[node.hash],
-                )
-            )
+            out.append(_recipe_node(node, facts, [cite(node)]))
         out += self._example_recipes()
         out += self._readme_recipes()
         return out
@@ -645,24 +729,7 @@ class Ontology:
             if not steps:
                 continue
             facts = {"goal": Path(node.path).stem.replace("_", " "), "from": "example", "steps": steps}
-            out.append(
-                BrainNode(
-                    id=f"recipe:{node.id}",
-                    type="recipe",
-                    name=facts["goal"],
-                    path=node.path,
-                    start_line=node.start_line,
-                    end_line=node.end_line,
-                    target=node.id,
-                    facts=facts,
-                    refs=_dedupe([node.id, *(s["id"] for s in steps)]),
-                    citations=_dedupe(
-                        [cite_line(node.path, s["line"]) for s in steps if s["line"]]
-                        + [s["cite"] for s in steps]
-                    ),
-                    content=[node.hash],
-                )
-            )
+            out.append(_recipe_node(node, facts, []))
         return out
 
     def _resolve_call(self, dotted: str) -> GraphNode | None:
@@ -678,20 +745,8 @@ class Ontology:
         return cands[0] if len(cands) == 1 else None
 
     def _readme_recipes(self) -> list[BrainNode]:
-        root = self.f.repo_root
-        if root is None:
-            return []
-        files: list[Path] = []
-        for pattern in self.cfg.recipes.readme_globs:
-            files += sorted(p for p in root.glob(pattern) if p.is_file())
         out = []
-        for doc in _dedupe(str(p) for p in files):
-            p = Path(doc)
-            try:
-                text = p.read_text(encoding="utf-8", errors="replace")
-            except OSError:
-                continue
-            rel = p.relative_to(root).as_posix()
+        for rel, text in self.doc_files(self.cfg.recipes.readme_globs):
             for start, end, block in code_blocks(text):
                 steps: list[dict] = []
                 for offset, ln in enumerate(block):
@@ -735,6 +790,12 @@ class Ontology:
         return out
 
 
+def _holds(parts: list[str], words: list[str]) -> bool:
+    """Whether identifier parts contain `words` in a row (`ShoppingCartTotal` holds 'shopping cart')."""
+    n = len(words)
+    return any(parts[i : i + n] == words for i in range(len(parts) - n + 1))
+
+
 def code_blocks(text: str) -> list[tuple[int, int, list[str]]]:
     """Fenced code blocks of a Markdown text as (first line, last line, lines), 1-based fence lines."""
     out = []
@@ -754,12 +815,22 @@ def code_blocks(text: str) -> list[tuple[int, int, list[str]]]:
     return out
 
 
-def _symbol_node(kind: str, node: GraphNode, facts: dict, refs: list[str], cites: list[str]) -> BrainNode:
-    """A typed node about one graph symbol: it takes the symbol's span and content hash."""
+def _symbol_node(
+    kind: str,
+    node: GraphNode,
+    facts: dict,
+    refs: list[str],
+    cites: list[str],
+    *,
+    name: str | None = None,
+    content: bool = True,
+) -> BrainNode:
+    """A typed node about one graph symbol: it takes the symbol's span and (when `content`) its content
+    hash, so that a change to the symbol's code redoes the node even when its facts stay the same."""
     return BrainNode(
         id=f"{kind}:{node.id}",
         type=kind,
-        name=node.qualname,
+        name=name or node.qualname,
         path=node.path,
         start_line=node.start_line,
         end_line=node.end_line,
@@ -767,5 +838,17 @@ def _symbol_node(kind: str, node: GraphNode, facts: dict, refs: list[str], cites
         facts=facts,
         refs=refs,
         citations=cites,
-        content=[node.hash],
+        content=[node.hash] if content else [],
     )
+
+
+def _recipe_node(node: GraphNode, facts: dict, first_cites: list[str]) -> BrainNode:
+    """A recipe mined from one test or example file: cites the lines of its steps, then what they call."""
+    steps = facts["steps"]
+    cites = (
+        first_cites
+        + [cite_line(node.path, s["line"]) for s in steps if s["line"]]
+        + [s["cite"] for s in steps]
+    )
+    refs = _dedupe([node.id, *(s["id"] for s in steps)])
+    return _symbol_node("recipe", node, facts, refs, _dedupe(cites), name=facts["goal"])

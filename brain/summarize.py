@@ -9,12 +9,32 @@ content hash a sound test for "must this node be redone".
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from collections.abc import Callable
+from typing import Any
 
 from brain.ontology import BrainNode
 from brain.text import clip_tokens, count_tokens
 
-EXTRACTIVE_VERSION = "extractive-1"
+EXTRACTIVE_VERSION = "extractive-3"
+
+
+# free text copied from the code (docstrings, signatures, conditions, code lines) may look like a
+# citation (`'[p:1-2]'` in a docstring, `a[i:3]` in code); such text gets a space after its colon
+# so that the only citations in a summary are the ones the builders below put there
+_FREE_TEXT = frozenset({"doc", "params", "if", "code", "route", "goal"})
+_CITATION_LIKE = re.compile(r"\[([^\[\]\s]+?):(\d+(?:-\d+)?)\]")
+
+
+def _plain(value: Any, key: str = "") -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v, key) for v in value]
+    if isinstance(value, str) and key in _FREE_TEXT:
+        return _CITATION_LIKE.sub(r"[\1: \2]", value)
+    return value
 
 
 def _names(items: list[dict], limit: int, with_cite: int = 2) -> str:
@@ -89,8 +109,26 @@ def _raised_at(f: dict) -> str:
     return "Raised in " + "; ".join(sites) + (f"; and {more} more sites" if more > 0 else "") + "."
 
 
+def _doc_term(f: dict) -> list[str]:
+    cited = [u for u in f["uses"] if u.get("cite")]
+    prose = [u["doc"] for u in f["uses"] if not u.get("cite")]
+    where = ", ".join(f"{u['name']} [{u['cite']}]" for u in cited[:3])
+    out = [
+        f"Domain term '{f['term']}' from the docs: used {f['use_count']} times in {f['file_count']} files"
+        + (f", in the docs of {where}" if where else "")
+        + "."
+    ]
+    if f.get("symbols"):
+        out.append("Code named after it: " + _names(f["symbols"], 4, with_cite=2) + ".")
+    if prose:
+        out.append("Also in " + ", ".join(prose[:4]) + ".")
+    return out
+
+
 def _concept(n: BrainNode) -> list[str]:
     f = n.facts
+    if f.get("source") == "docs":
+        return _doc_term(f)
     if "term" in f:
         return [
             f"Domain term '{f['term']}': names {f['symbol_count']} symbols in {f['file_count']} files, "
@@ -103,7 +141,9 @@ def _error(n: BrainNode) -> list[str]:
     f = n.facts
     if f.get("external"):
         sites = f"{f['raise_count']} site{'s' if f['raise_count'] != 1 else ''}"
-        return [f"Error {f['error']} (defined outside the repository) is raised at {sites}.", _raised_at(f)]
+        # one item, so that a long site list is clipped (keeping its first citations), not dropped
+        head = f"Error {f['error']} (defined outside the repository) is raised at {sites}: in "
+        return [head + _raised_at(f).removeprefix("Raised in ")]
     out = _class_like(n, "Error type")
     if not f.get("raised_at"):
         out.insert(1, "No raise site found in the indexed code.")
@@ -127,6 +167,8 @@ def _recipe(n: BrainNode) -> list[str]:
 def _module(n: BrainNode) -> list[str]:
     f = n.facts
     kind = "Test module" if f["test"] else "Module"
+    if not f["lines"]:  # an empty file has no line to cite
+        return [f"{kind} {f['module']} ({f['lang']}, empty file)."]
     out = [f"{kind} {f['module']} ({f['lang']}, {f['lines']} lines) [{n.path}:1-{n.end_line}]."]
     if f.get("doc"):
         out.append(f["doc"].rstrip(".") + ".")
@@ -167,4 +209,4 @@ def fit(sentences: list[str], max_tokens: int) -> str:
 
 def extractive_summary(node: BrainNode, max_tokens: int) -> str:
     """The deterministic summary of one typed node, at most `max_tokens` tokens."""
-    return fit(_BUILDERS[node.type](node), max_tokens)
+    return fit(_BUILDERS[node.type](dataclasses.replace(node, facts=_plain(node.facts))), max_tokens)

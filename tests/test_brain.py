@@ -262,7 +262,11 @@ class _FakeLLM(BaseHTTPRequestHandler):
         type(self).requests.append(req)
         prompt = req["messages"][1]["content"]
         real = prompt.split("[", 1)[1].split("]", 1)[0]
-        text = f"LLM WROTE THIS about [{real}] and a made-up place [nowhere.py:1-999]. " + "word " * 400
+        name = prompt.split("\n", 1)[0].split(" ", 2)[2]  # "Node: <type> <name>"
+        if prompt.startswith("Node: error"):  # error nodes: a place that does not exist
+            text = f"LLM WROTE THIS about {name} [{real}] and a made-up place [nowhere.py:1-999]."
+        else:  # others: a real place the node's facts do not back, and far too many words
+            text = f"LLM WROTE THIS about {name} [{real}], see also [shop/__init__.py:1-1]. " + "word " * 400
         self._send({"choices": [{"message": {"role": "assistant", "content": text}}]})
 
 
@@ -282,16 +286,80 @@ def fake_llm() -> Iterator[str]:
 def test_llm_summarizer_is_checked_and_incremental(tmp_path: Path, fake_llm: str) -> None:
     cfg, _ = _build(tmp_path, FIXTURES / "python", style="llm", endpoint=fake_llm, workers=2, max_tokens=60)
     report = build_brain(cfg)
-    assert report.llm_failed == 0 and len(_FakeLLM.requests) == report.nodes
+    assert len(_FakeLLM.requests) == report.nodes and report.llm_failed == 0
     assert _FakeLLM.requests[0]["model"] == "fake-model" and _FakeLLM.requests[0]["temperature"] == 0
+    errors = report.by_type["error"]
+    assert report.llm_rejected == errors > 0 and report.llm_written == report.nodes - errors
     with Graph(cfg.graph) as graph:
         for node in load_nodes(cfg.out_dir):
-            assert node["summary"].startswith("LLM WROTE THIS") and node["summarizer"] == "llm-1:fake-model"
-            assert "nowhere.py" not in node["summary"]
+            assert node["summarizer"] == "llm-2:fake-model"
             assert count_tokens(node["summary"]) <= 60
-            assert all(graph.resolves(p, s, e) for p, s, e in citations_in(node["summary"]))
+            cited = citations_in(node["summary"])
+            assert cited and all(graph.resolves(p, s, e) for p, s, e in cited)
+            assert "nowhere.py" not in node["summary"]
+            if node["type"] == "error":  # invented citation: extractive summary kept, reason recorded
+                assert node["summary_by"] == "extractive" and "LLM WROTE" not in node["summary"]
+                assert "[nowhere.py:1-999]" in node["fallback"] and "does not resolve" in node["fallback"]
+                assert report.fallbacks[node["id"]] == node["fallback"]
+            else:  # foreign citation dropped and recorded, the node's own citations kept
+                assert node["summary"].startswith("LLM WROTE THIS") and node["summary_by"] == "llm"
+                assert (
+                    "shop/__init__.py:1-1" not in node["summary"]
+                    or "shop/__init__.py:1-1" in node["citations"]
+                )
+                assert "fallback" not in node
+                own = set(node["citations"]) | {f"{node['path']}:{node['start_line']}-{node['end_line']}"}
+                assert {f"{p}:{s}-{e}" for p, s, e in cited} <= own | set(node.get("restored_citations", []))
     again = build_brain(cfg)
     assert again.written == 0 and len(_FakeLLM.requests) == report.nodes
+
+
+def test_grounding_check_rules() -> None:
+    """Unit rules of brain.grounding: invented -> fallback, foreign -> dropped, missing -> restored."""
+    from brain.grounding import check_summary
+    from brain.ontology import BrainNode
+
+    node = BrainNode(
+        id="capability:a.py::f",
+        type="capability",
+        name="f",
+        path="a.py",
+        start_line=3,
+        end_line=9,
+        citations=["a.py:3-9", "b.py:1-4"],
+    )
+    extractive = "Function f [a.py:3-9] calls g [b.py:1-4]."
+    lines = {"a.py": 20, "b.py": 10, "c.py": 5}
+
+    def resolves(path: str, start: int, end: int) -> bool:
+        return 1 <= start <= end <= lines.get(path, 0)
+
+    bad = check_summary("f adds numbers [a.py:3-9] as in [a.py:30-31].", node, extractive, 60, resolves)
+    assert not bad.accepted and bad.text == extractive and "[a.py:30-31]" in bad.reason
+    ok = check_summary(
+        "Here is the summary: f adds two numbers [c.py:2-3] quickly. And then", node, extractive, 60, resolves
+    )
+    assert ok.accepted and ok.dropped == ["c.py:2-3"] and ok.restored == ["a.py:3-9", "b.py:1-4"]
+    assert ok.text == "f adds two numbers quickly. Sources: [a.py:3-9] [b.py:1-4]."
+    kept = check_summary("f [a.py:3-9] adds two numbers via g [b.py:1-4].", node, extractive, 60, resolves)
+    assert kept.accepted and kept.restored == [] and kept.text.endswith("[b.py:1-4].")
+    long = check_summary("f adds numbers " + "very " * 200 + "[a.py:3-9]", node, extractive, 40, resolves)
+    assert long.accepted and count_tokens(long.text) <= 40 and long.restored == ["a.py:3-9", "b.py:1-4"]
+    assert not check_summary("[a.py:3-9]", node, extractive, 60, resolves).accepted
+    cut = check_summary(
+        "**Summary:** f adds two numbers. It then " + "goes on " * 30, node, extractive, 40, resolves
+    )
+    assert cut.accepted and cut.text == "f adds two numbers. Sources: [a.py:3-9] [b.py:1-4]."
+    echo = check_summary("Node: capability f Facts (with citations): f", node, extractive, 60, resolves)
+    assert not echo.accepted and "echoes" in echo.reason
+    off = check_summary("A shopping cart is a game-changer for e-commerce.", node, extractive, 60, resolves)
+    assert not off.accepted and "does not name the node" in off.reason
+    loop = check_summary(
+        "f adds two numbers. f adds two numbers. f adds two numbers.", node, extractive, 60, resolves
+    )
+    assert loop.accepted and loop.text.startswith("f adds two numbers. Sources:")
+    tight = check_summary("f adds two numbers together.", node, extractive, 24, resolves)
+    assert not tight.accepted and "no room" in tight.reason
 
 
 def test_llm_endpoint_down_is_one_clear_error(tmp_path: Path) -> None:
@@ -325,3 +393,61 @@ def test_cli_help_and_errors(tmp_path: Path) -> None:
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["written"] > 0
     assert index_path(BrainConfig(graph=str(graph))).is_file()
+
+
+def test_concepts_from_docs_and_docstrings(tmp_path: Path) -> None:
+    """Terms used in README/Markdown and docstrings across files become cited concept nodes."""
+    from brain.doc_terms import candidates
+
+    assert list(candidates("Pay the shopping cart with Stripe, then ship.", 3)) == ["Stripe", "shopping cart"]
+    repo = tmp_path / "repo"
+    shutil.copytree(FIXTURES / "python", repo)
+    (repo / "README.md").write_text(
+        "# Shop\n\nEach shopping cart is paid with Stripe.\nThe stock level of every item is checked once.\n\n"
+        "```python\nsecret widget = secret widget\n```\n",
+        encoding="utf-8",
+    )
+    (repo / "docs").mkdir()
+    (repo / "docs" / "guide.md").write_text(
+        "Guide\n\nWhen the stock level drops, Stripe refuses the payment.\nRead `secret widget` docs.\n",
+        encoding="utf-8",
+    )
+    (repo / "shop" / "payments.py").write_text(
+        '"""Payments."""\n\n\ndef charge(cart):\n    """Charge a shopping cart through Stripe.\n\n'
+        '    Fails when the stock level is too low.\n    """\n    return cart\n\n\n'
+        'def stock_level_of(item):\n    """How many are left."""\n    return item.qty\n',
+        encoding="utf-8",
+    )
+    graph = tmp_path / "g.sqlite"
+    build_graph(repo, graph, ["python"])
+    cfg = BrainConfig(graph=str(graph), out_dir=str(tmp_path / "nodes"))
+    build_brain(cfg)
+    nodes = {n["id"]: n for n in load_nodes(cfg.out_dir)}
+    terms = {n["name"]: n for n in nodes.values() if n["facts"].get("source") == "docs"}
+    assert {"stripe", "Stripe", "shopping cart", "stock level"} & set(terms) == {
+        "Stripe",
+        "shopping cart",
+        "stock level",
+    }
+    assert not any("widget" in t for t in terms)  # code blocks and inline code are not prose
+    level = terms["stock level"]
+    assert level["facts"]["file_count"] == 3 and level["id"] == "concept:doc:stock level"
+    assert "shop/payments.py:7-7" in level["citations"]  # the docstring line that uses the term
+    assert [s["name"] for s in level["facts"]["symbols"]] == ["stock_level_of"]
+    assert {u.get("doc") for u in level["facts"]["uses"]} >= {"README.md:4", "docs/guide.md:3"}
+    assert terms["Stripe"]["citations"] == ["shop/payments.py:5-5"]  # the line of charge's docstring
+    with Graph(cfg.graph) as g:
+        for t in terms.values():
+            assert citations_in(t["summary"]) and all(
+                g.resolves(p, s, e) for p, s, e in citations_in(t["summary"])
+            )
+    cfg.concepts.max_doc_terms = 0
+    assert not any(n.facts.get("source") == "docs" for n in _ontology(cfg))
+
+
+def _ontology(cfg: BrainConfig) -> list:
+    from brain.facts import load_facts
+    from brain.ontology import Ontology
+
+    with Graph(cfg.graph) as graph:
+        return Ontology(load_facts(graph), cfg).build()
