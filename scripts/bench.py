@@ -24,6 +24,8 @@ SECTIONS: dict[str, str] = {
     "extract": "scripts.bench_extract",  # issue 2: parse/extract throughput, incremental runs, symbol accuracy
     "search": "scripts.bench_search",  # issue 3: retrieval recall/MRR vs bm25s, docs kept and stripped; latency
     "train": "scripts.bench_train",  # issue 5: LoRA vs QLoRA training tokens/s and peak memory
+    "dataset": "scripts.bench_dataset",  # issue 4: rows per kind, citation validity, leakage, coverage on real repos
+    "serve": "scripts.bench_serve",  # issue 6: vLLM tokens/s, 1 and 8 concurrent requests, base vs adapter
 }
 
 
