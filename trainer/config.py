@@ -40,6 +40,9 @@ class TrainConfig:
     lora_alpha: int = 32
     lora_dropout: float = 0.05
     target_modules: list[str] = field(default_factory=lambda: ["q", "k", "v", "o", "gate", "up", "down"])
+    # continue training an existing PEFT adapter (its rank and targets win over lora_rank/target_modules):
+    # self-tune's short refresh of the main adapter starts from the adapter's own weights
+    init_adapter: str | None = None
 
     # optimisation
     learning_rate: float = 2e-4

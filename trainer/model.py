@@ -192,6 +192,23 @@ def add_lora(model: Any, cfg: TrainConfig) -> Any:
     return peft_model
 
 
+def continue_lora(model: Any, adapter: str | Path) -> Any:
+    """Wrap `model` with an existing adapter's weights, trainable (rank/targets from its config)."""
+    from peft import PeftModel
+
+    adapter = Path(adapter)
+    if not (adapter / "adapter_config.json").is_file():
+        raise NanodexError(
+            f"init_adapter: no PEFT adapter in {adapter}", "pass a folder written by the trainer"
+        )
+    peft_model = PeftModel.from_pretrained(model, str(adapter), is_trainable=True)
+    trainable, total = peft_model.get_nb_trainable_parameters()
+    get_logger("trainer.model").info(
+        "continuing LoRA from %s: %.2fM trainable of %.1fM", adapter, trainable / 1e6, total / 1e6
+    )
+    return peft_model
+
+
 def load_adapter(base_path: Path, adapter: Path, *, dtype: torch.dtype | None = None) -> Any:
     """Base (unquantized, for evaluation and merging) + the saved adapter, in eval mode."""
     from peft import PeftModel

@@ -30,7 +30,15 @@ from trainer import data
 from trainer.callbacks import History, ProgressCallback, peak_gpu_mb, peak_rss_mb
 from trainer.config import TrainConfig
 from trainer.manifest import FORMAT, environment, graph_commit, write_manifest
-from trainer.model import add_lora, cpu_threads, device_kind, load_base, load_tokenizer, weight_dtype
+from trainer.model import (
+    add_lora,
+    continue_lora,
+    cpu_threads,
+    device_kind,
+    load_base,
+    load_tokenizer,
+    weight_dtype,
+)
 
 _CKPT = re.compile(r"^checkpoint-(\d+)$")
 
@@ -195,7 +203,8 @@ def train(cfg: TrainConfig, *, resume: bool | str = False, callbacks: Sequence[A
     )
 
     try:
-        model = add_lora(load_base(base_path, cfg), cfg)
+        base_model = load_base(base_path, cfg)
+        model = continue_lora(base_model, cfg.init_adapter) if cfg.init_adapter else add_lora(base_model, cfg)
     except (torch.OutOfMemoryError, MemoryError, RuntimeError) as err:
         if _is_oom(err):
             raise _oom_error(cfg, "loading the base model") from err

@@ -1,0 +1,110 @@
+"""Test verifier: the pytest nodes mapped to an answer's subjects must pass, in the sandbox.
+
+Mapping comes from the graph: `tests` edges point from a test function (whose pytest node id is
+in meta.pytest_id) to the code it exercises. A module's mapped tests run once, on one scratch
+copy, and every proposal about that module reads its own tests' outcomes from that run. A
+proposal whose subjects have no mapped test soft-passes, recorded as `none-mapped`.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from extractor.graph import Graph
+from pca_otf.selftune.config import SandboxConfig
+from pca_otf.selftune.sandbox import run_in_sandbox, scratch_copy
+
+_OUTCOME = re.compile(r"^(PASSED|FAILED|ERROR|XFAIL|XPASS)\s+(\S+)", re.MULTILINE)
+_GOOD = {"PASSED", "XFAIL"}
+
+
+def mapped_tests(graph: Graph, node_ids: list[str]) -> list[str]:
+    """pytest node ids of the tests mapped to any of `node_ids` (sorted, unique)."""
+    ids: set[str] = set()
+    for nid in node_ids:
+        for t in graph.tests_of(nid):
+            pid = t.meta.get("pytest_id")
+            if pid:
+                ids.add(str(pid))
+    return sorted(ids)
+
+
+@dataclass
+class TestRun:
+    outcomes: dict[str, str] = field(default_factory=dict)  # pytest id -> PASSED/FAILED/ERROR/NOT RUN
+    returncode: int | None = None
+    seconds: float = 0.0
+    timed_out: bool = False
+    mechanism: str = ""
+    tail: str = ""
+
+
+@dataclass
+class TestVerdict:
+    passed: bool
+    status: str  # passed | failed | none-mapped | disabled
+    tests: dict[str, str] = field(default_factory=dict)
+    reason: str = ""
+
+    def as_dict(self) -> dict:
+        return {"passed": self.passed, "status": self.status, "tests": self.tests, "reason": self.reason}
+
+
+def run_tests(repo: Path, pytest_ids: list[str], cfg: SandboxConfig, scratch_parent: Path) -> TestRun:
+    """Run `pytest_ids` on a fresh scratch copy of `repo`; outcome per id (parametrized cases folded)."""
+    if not pytest_ids:
+        return TestRun()
+    scratch = scratch_copy(repo, scratch_parent, cfg.ignore)
+    try:
+        python = cfg.python or sys.executable
+        base_cmd = [python, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", "--no-header",
+                    "--continue-on-collection-errors"]  # fmt: skip
+        # ids of test files that no longer exist would abort the whole run: they stay NOT RUN
+        present = [pid for pid in pytest_ids if (scratch / pid.split("::", 1)[0]).is_file()]
+        res = run_in_sandbox([*base_cmd, *present], scratch, cfg) if present else None
+        out = res.stdout + res.stderr if res is not None else ""
+        if res is not None and res.returncode == 4 and ("not found" in out or "no collectors" in out):
+            # a mapped test was renamed or removed: run its files whole and read the ids that remain
+            files = sorted({pid.split("::", 1)[0] for pid in present})
+            res = run_in_sandbox([*base_cmd, *files], scratch, cfg)
+    finally:
+        shutil.rmtree(scratch.parent, ignore_errors=True)
+    if res is None:
+        return TestRun({pid: "NOT RUN" for pid in pytest_ids}, tail="no mapped test file exists")
+    seen: dict[str, list[str]] = {}
+    for outcome, nodeid in _OUTCOME.findall(res.stdout):
+        base = nodeid.split("[", 1)[0]
+        seen.setdefault(base, []).append(outcome)
+    outcomes = {}
+    for pid in pytest_ids:
+        got = [o for node, os_ in seen.items() if node == pid or node.startswith(pid + "::") for o in os_]
+        if res.timed_out:
+            outcomes[pid] = "TIMEOUT"
+        elif not got:
+            outcomes[pid] = "NOT RUN"
+        elif all(o in _GOOD for o in got):
+            outcomes[pid] = "PASSED"
+        else:
+            outcomes[pid] = next(o for o in got if o not in _GOOD)
+    tail = (res.stdout + res.stderr).strip().splitlines()[-15:]
+    return TestRun(outcomes, res.returncode, res.seconds, res.timed_out, res.mechanism, "\n".join(tail))
+
+
+def verdict(pytest_ids: list[str], run: TestRun | None) -> TestVerdict:
+    """Pass when every mapped test passed; soft-pass when none is mapped; `run` None = disabled."""
+    if run is None:
+        return TestVerdict(True, "disabled", reason="verify.run_tests is false")
+    if not pytest_ids:
+        return TestVerdict(True, "none-mapped", reason="no tests map to the subject (soft pass)")
+    tests = {pid: run.outcomes.get(pid, "NOT RUN") for pid in pytest_ids}
+    bad = {k: v for k, v in tests.items() if v != "PASSED"}
+    if bad:
+        first = next(iter(bad.items()))
+        return TestVerdict(
+            False, "failed", tests, f"{len(bad)} mapped test(s) not passing: {first[0]} {first[1]}"
+        )
+    return TestVerdict(True, "passed", tests)
