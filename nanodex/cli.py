@@ -20,8 +20,15 @@ STAGES: dict[str, tuple[str, str]] = {
     "brain": ("brain", "typed ontology with cited summaries, and the search index"),
     "brain-embed": ("brain.embed", "embed node summaries for dense search"),
     "search": ("brain.search", "question -> ranked code nodes"),
+    "dataset": ("dataset", "grounded Q&A rows (train/eval JSONL) from the brain"),
     "train": ("trainer", "LoRA/QLoRA fine-tuning of the base model on the dataset"),
     "eval": ("trainer.eval", "base vs base + adapter on held-out questions"),
+    "serve": ("inference.serve", "serve base + adapters with vLLM's OpenAI API"),
+    "query": ("inference.query", "ask the served expert; cited answers checked against the graph"),
+    "pca-build": ("pca_otf.build", "program embedding and synthesized adapters for pca_otf"),
+    "ask": ("pca_otf.run", "answer with a program-conditioned adapter and enforced citations"),
+    "pca-eval": ("pca_otf.evaluate", "does the program-conditioned adapter help? six arms compared"),
+    "self-tune": ("pca_otf.selftune", "refresh the expert from verified answers about changed code"),
 }
 
 
