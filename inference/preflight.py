@@ -72,6 +72,13 @@ def check_port(host: str, port: int) -> None:
             ) from err
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on now (the OS picks it): for servers started by tests, benches and the demo."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
 def served_name(base: str) -> str:
     """A stable model name for the base: `embedded:smollm2-135m` -> smollm2-135m, a folder -> its name."""
     base = base.strip()

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import sys
 import tempfile
 import time
@@ -72,12 +71,6 @@ def make_adapter(base: str, out: Path, rank: int = ADAPTER_RANK) -> Path:
     return out
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def load_prompts() -> list[str]:
     return [json.loads(line)["prompt"] for line in PROMPTS.read_text().splitlines() if line.strip()]
 
@@ -111,6 +104,7 @@ def measure(
 def bench(base: str, max_tokens: int, rounds: int, requests_per_slot: int) -> tuple[list[Measure], dict]:
     """Start one server with base + adapter and measure every (model, concurrency) `rounds` times."""
     from inference.config import ServerConfig
+    from inference.preflight import free_port
     from inference.server import VllmServer
 
     prompts = load_prompts()

@@ -1,41 +1,96 @@
-"""`make demo`: index the nanodex repository itself and show what the graph holds.
+"""`make demo`: the whole pipeline on the nanodex repository itself, with the embedded SmolLM2-135M.
 
-Later stages extend this to the whole pipeline (brain, dataset, training, serving, answers).
+extract -> brain -> dataset -> train-qlora (short) -> vLLM serve (base + adapter) -> ask a few
+questions with retrieved, cited context -> print the answers and their citation checks -> stop
+the server. Each step calls the same entry point as its Make target, with the same configs, so
+what the demo shows is what `make extract brain dataset train-qlora serve query` does.
+
+The adapter goes to models/demo-qlora (not models/nanodex-lora) so the demo never replaces an
+adapter trained with the full configuration; the graph, brain and dataset are the standard ones.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from extractor.build import extract
-from extractor.config import ExtractConfig
-from extractor.graph import Graph
-from extractor.inspect import main as inspect_main
-from nanodex.config import load_config
 from nanodex.errors import run_main
-from nanodex.log import setup_logging
 
 ROOT = Path(__file__).resolve().parents[1]
+QUESTIONS = (
+    "Where does nanodex resolve call targets through a file's imports?",
+    "How do I build the Q&A dataset from the brain?",
+    "Which error does the trainer raise when the dataset file is missing?",
+)
 
 
-def main(argv: list[str] | None = None) -> int:
-    setup_logging()
+def step(title: str, fn: Callable[[], object]) -> None:
+    """Run one pipeline step under a banner and report its wall time."""
+    print(f"\n== {title}", flush=True)
+    t0 = time.perf_counter()
+    fn()
+    print(f"   ({time.perf_counter() - t0:.0f} s)", flush=True)
+
+
+def ask_served(adapter: Path, graph: Path, questions: Sequence[str], max_tokens: int) -> None:
+    """Serve base + adapter with vLLM, ask each question with packed context, print cited answers."""
+    from inference.config import QueryConfig, ServerConfig
+    from inference.preflight import free_port
+    from inference.query import Retriever, ask, format_citations
+    from inference.server import VllmServer
+
+    with VllmServer(ServerConfig(adapters=[f"nanodex={adapter}"], port=free_port())) as server:
+        print(f"   serving {server.model_name} + adapter 'nanodex' at {server.base_url}", flush=True)
+        qcfg = QueryConfig(endpoint=server.base_url, model="nanodex", max_tokens=max_tokens)
+        with Retriever(graph, qcfg) as retriever:
+            for question in questions:
+                t0 = time.perf_counter()
+                answer = ask(question, qcfg, retriever=retriever)
+                print(f"\nQ: {question}\n   context: {' '.join(answer.context)}")
+                print(f"A: {answer.marked.strip()}")
+                print(f"   {format_citations(answer)}".replace("\n", "\n   "))
+                print(f"   ({time.perf_counter() - t0:.1f} s)", flush=True)
+    print("\n   server stopped", flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m scripts.demo", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repo", default=str(ROOT), help="repository to index (default: nanodex itself)")
+    ap.add_argument("--steps", type=int, default=40, help="QLoRA optimizer steps (default 40: ~6 min on CPU)")
+    ap.add_argument("--out", default=str(ROOT / "models" / "demo-qlora"), help="adapter folder to write")
+    ap.add_argument("--max-tokens", type=int, default=160, help="answer length cap")
+    ap.add_argument("--question", action="append", help="ask this instead of the built-in questions")
+    args = ap.parse_args(argv)
+
+    from brain.__main__ import main as brain_main
+    from dataset.__main__ import main as dataset_main
+    from extractor.__main__ import main as extract_main
+    from trainer.__main__ import main as train_main
+
     graph = ROOT / "brain" / "graph.sqlite"
-    cfg = load_config(
-        ExtractConfig, ROOT / "config" / "extract.yaml", {"repo": str(ROOT), "out_graph": str(graph)}
+    config = ROOT / "config"
+    t0 = time.perf_counter()
+    step(
+        f"extract: {args.repo}",
+        lambda: extract_main(["--config", str(config / "extract.yaml"), "--repo", args.repo, "--out", str(graph)]),
     )
-    print(f"== extract: {ROOT}")
-    print(extract(cfg).summary())
-    print("\n== graph-inspect")
-    inspect_main(["--graph", str(graph)])
-    print("\n== who calls the extractor's resolver?")
-    with Graph(graph) as g:
-        for node in g.by_qualname("resolve_files"):
-            for caller in g.callers(node.id):
-                print(f"  {caller.qualname}  [{caller.citation}]")
-            for test in g.tests_of(node.id):
-                print(f"  tested by {test.meta.get('pytest_id', test.id)}")
+    step("brain", lambda: brain_main(["--config", str(config / "brain.yaml"), "--graph", str(graph)]))
+    step("dataset", lambda: dataset_main(["--config", str(config / "dataset.yaml"), "--graph", str(graph)]))
+    step(
+        f"train-qlora ({args.steps} steps, embedded SmolLM2-135M)",
+        lambda: train_main(
+            ["--config", str(config / "train_qlora.yaml"), "--graph", str(graph)]
+            + ["--out", args.out, "--max-steps", str(args.steps)]
+        ),
+    )
+    step(
+        "serve + ask",
+        lambda: ask_served(Path(args.out), graph, args.question or QUESTIONS, args.max_tokens),
+    )
+    print(f"\ndemo finished in {(time.perf_counter() - t0) / 60:.1f} min")
     return 0
 
 

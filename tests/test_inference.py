@@ -37,6 +37,7 @@ from inference.citations import CITATION, UNRESOLVED_MARK, check_citations, find
 from inference.client import ChatClient, normalize_endpoint
 from inference.config import QueryConfig, ServeFile, ServerConfig
 from inference.context import Block, estimate_tokens, pack_blocks
+from inference.preflight import free_port
 from inference.query import Answer, ask, build_messages, format_citations
 from inference.serve import build_parser, server_config
 from inference.server import ServerProcess, VllmServer
@@ -71,12 +72,6 @@ def brain_graph(graph_file: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 
     build_brain(BrainConfig(graph=str(graph_file), out_dir=str(tmp_path_factory.mktemp("nodes"))))
     return graph_file
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def model_folder(path: Path) -> Path:

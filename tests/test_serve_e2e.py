@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ import pytest
 
 from extractor.graph import Graph
 from inference.config import ServerConfig
-from inference.preflight import check_port
+from inference.preflight import check_port, free_port
 from inference.server import VllmServer
 from nanodex.errors import NanodexError
 from tests.conftest import FIXTURES, build_graph
@@ -34,12 +33,6 @@ ROOT = Path(__file__).resolve().parents[1]
 DATASET = FIXTURES / "dataset"
 QUESTION = "What does Cart.add return?"
 GREEDY_TOKENS = 24
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
