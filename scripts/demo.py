@@ -75,7 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     t0 = time.perf_counter()
     step(
         f"extract: {args.repo}",
-        lambda: extract_main(["--config", str(config / "extract.yaml"), "--repo", args.repo, "--out", str(graph)]),
+        lambda: extract_main(
+            ["--config", str(config / "extract.yaml"), "--repo", args.repo, "--out", str(graph)]
+        ),
     )
     step("brain", lambda: brain_main(["--config", str(config / "brain.yaml"), "--graph", str(graph)]))
     step("dataset", lambda: dataset_main(["--config", str(config / "dataset.yaml"), "--graph", str(graph)]))
