@@ -78,6 +78,7 @@ class RunConfig:
     contrast_beta: float = 0.5  # logits = adapted + beta * (adapted - base)
     # -- answer and citations
     max_new_tokens: int = 96  # CPU: ~8-10 new tokens/s for SmolLM2-135M on one free core
+    no_repeat_ngram: int = 6  # the answer never repeats a 6-token sequence of itself (0 = off)
     require_citations: bool = False  # ask for a citation in every paragraph
     citations_enforce: bool = False  # retry once, then mark paragraphs without a valid citation
     telemetry: str | None = None  # JSONL file: one record per answer

@@ -73,18 +73,21 @@ def generate(
     contrast: Any | None = None,
     beta: float = 0.5,
     plausibility: float = 0.1,
+    no_repeat_ngram: int = 0,
 ) -> list[int]:
     """Greedy decoding; returns the new token ids (without the final end-of-sequence token).
 
-    Plain decoding uses `model.generate`. With `on_step` (called before each new token) or a
-    `contrast` model (the base, for adapter-aware decoding) it runs its own loop with a KV cache
-    per model, so the cost is one (or two) single-token forward passes per new token.
+    Plain decoding uses `model.generate`. With `on_step` (called before each new token), a
+    `contrast` model (the base, for adapter-aware decoding) or `no_repeat_ngram` it runs its own
+    loop with a KV cache per model, so the cost is one (or two) single-token forward passes per
+    new token. `no_repeat_ngram` bans repeating an n-gram of the answer itself, never of the
+    prompt (transformers' option counts the prompt too and would forbid copying a block label).
     """
     import torch
 
     eos = {tok.eos_token_id} | set(_ids(getattr(model, "generation_config", None)))
     ids = torch.tensor([prompt_ids])
-    if on_step is None and contrast is None:
+    if on_step is None and contrast is None and no_repeat_ngram <= 0:
         with torch.no_grad():
             out = model.generate(
                 input_ids=ids,
@@ -115,12 +118,27 @@ def generate(
                 bout = contrast(input_ids=cur, past_key_values=base_past, use_cache=True)
                 base_past = bout.past_key_values
                 logits = contrast_logits(logits, bout.logits[0, -1].float(), beta, plausibility)
+            banned = repeat_bans(new, no_repeat_ngram)
+            if banned:
+                logits[list(banned)] = float("-inf")
             nxt = int(torch.argmax(logits))
             if nxt in eos:
                 break
             new.append(nxt)
             cur = torch.tensor([[nxt]])
     return new
+
+
+def repeat_bans(new: Sequence[int], n: int) -> set[int]:
+    """Tokens that would complete an n-gram already present in `new` (the answer so far).
+
+    Greedy decoding of a small model falls into loops ("a.py:1-40 a.py:1-40 ..."); forbidding
+    a repeated n-gram of the answer breaks them while the prompt's text stays free to copy.
+    """
+    if n <= 0 or len(new) < n:
+        return set()
+    tail = tuple(new[len(new) - n + 1 :])
+    return {new[i + n - 1] for i in range(len(new) - n + 1) if tuple(new[i : i + n - 1]) == tail}
 
 
 def contrast_logits(adapted: Any, base: Any, beta: float, plausibility: float = 0.1) -> Any:

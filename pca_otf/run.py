@@ -362,6 +362,7 @@ class Runner:
             on_step=on_step,
             contrast=contrast,
             beta=c.contrast_beta,
+            no_repeat_ngram=c.no_repeat_ngram,
         )
         raw = self.tok.decode(new, skip_special_tokens=True).strip()
         return raw, self._check(raw, packed, selection, enforce=False)

@@ -453,6 +453,16 @@ def test_warmup_and_contrast() -> None:
     assert torch.isinf(out[2]) and torch.isinf(out[3])
 
 
+def test_repeat_bans_only_the_answers_own_ngrams() -> None:
+    from pca_otf.decoding import repeat_bans
+
+    # "7 8 9" was said; after "7 8" again, 9 would repeat it (n=3); other continuations stay free
+    assert repeat_bans([7, 8, 9, 1, 7, 8], 3) == {9}
+    assert repeat_bans([7, 8, 9, 1, 7, 8], 4) == set()  # "1 7 8" never preceded anything
+    assert repeat_bans([5, 5, 5], 2) == {5}
+    assert repeat_bans([1, 2], 3) == set() and repeat_bans([1, 2, 1], 0) == set()
+
+
 def test_citation_in_wrong_form_is_bracketed(env: dict) -> None:
     checked = _cm(env).check(
         "Checkout raises on an empty cart, see `shop/cart.py:15-18` and (shop/nope.py:3)."
