@@ -77,8 +77,10 @@ train-lora: setup
 train-qlora: setup
 	$(PY) -m trainer --config $(call cfg,train_qlora) --base $(BASE) --dataset $(DATASET) $(call given,OUT,--out) $(if $(RESUME),--resume)
 
+# with pca_otf artifacts (make pca-build), make eval also runs the six-arm pca_otf comparison
 eval: setup
 	$(PY) -m trainer.eval --adapter $(ADAPTER) $(call given,BASE,--base) $(call given,DATASET,--dataset) $(call given,GRAPH,--graph)
+	$(if $(wildcard $(PCA)/manifest.json),$(MAKE) --no-print-directory pca-eval)
 
 serve: setup
 	$(PY) -m inference.serve --config $(call cfg,serve) --base $(BASE) $(foreach a,$(ADAPTER),--adapter $(a)) $(call given,PORT,--port) $(call given,HOST,--host)
