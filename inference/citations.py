@@ -10,13 +10,12 @@ invented location for a checked one.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from extractor.graph import Graph
+from nanodex.citations import CITATION
 
-CITATION = re.compile(r"\[([^\[\]\s:]+):(\d+)(?:-(\d+))?\]")
 UNRESOLVED_MARK = " (unresolved)"
 
 

@@ -18,11 +18,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from nanodex.citations import CITATION
 from pca_otf.program_graph import Entity, EntityIndex, ProgramGraph
 
 # The citation form of DESIGN.md; the same pattern as trainer.metrics.CITATION, so what the
 # runner counts as a citation is what the evaluation scores.
-CITATION = re.compile(r"\[([^\[\]\s:]+):(\d+)(?:-(\d+))?\]")
 UNRESOLVED_MARK = " (unresolved)"
 UNVERIFIED_MARK = " [unverified]"
 _PARAGRAPH_SPLIT = re.compile(r"\n\s*\n")

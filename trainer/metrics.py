@@ -21,9 +21,8 @@ from typing import Any
 
 import torch
 
+from nanodex.citations import CITATION
 from trainer.data import IGNORE, Collator, Encoded
-
-CITATION = re.compile(r"\[([^\[\]\s:]+):(\d+)(?:-(\d+))?\]")
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ import re
 from dataclasses import dataclass, field
 
 from extractor.graph import Graph
+from nanodex.citations import CITATION
 
-CITATION = re.compile(r"\[([^\[\]\s:]+):(\d+)(?:-(\d+))?\]")
 _NAME_BEFORE = re.compile(r"`([\w.]+)`\W{0,3}$")
 _WORD = re.compile(r"[A-Za-z_]\w*")
 
