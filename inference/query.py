@@ -150,6 +150,7 @@ def ask(
             temperature=cfg.temperature,
             stream=on_delta is not None,
             on_delta=on_delta,
+            extra={"frequency_penalty": cfg.frequency_penalty} if cfg.frequency_penalty else None,
         )
         citations = find_citations(done.text)
         if retriever:
@@ -203,6 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--context-tokens", type=int, help="token budget of the packed code (default 1024)")
     ap.add_argument("--max-tokens", type=int, help="answer length limit in tokens (default 256)")
     ap.add_argument("--temperature", type=float, help="sampling temperature (default 0: greedy)")
+    ap.add_argument(
+        "--frequency-penalty", type=float, help="> 0 discourages repeating the answer's own tokens (default 0)"
+    )
     ap.add_argument("--timeout", type=float, help="seconds to wait for the server (default 120)")
     ap.add_argument("--api-key-env", metavar="VAR", help="send the key held in VAR (default NANODEX_API_KEY)")
     ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -222,6 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         context_tokens=args.context_tokens,
         max_tokens=args.max_tokens,
         temperature=args.temperature,
+        frequency_penalty=args.frequency_penalty,
         timeout_s=args.timeout,
         api_key_env=args.api_key_env,
     )

@@ -508,6 +508,9 @@ def test_ask_with_graph_packs_context_and_checks_citations(fake: FakeOpenAI, bra
         ("[shop/cart.py:90-99]", False),
     ]
     assert ans.marked.endswith("[shop/cart.py:90-99] (unresolved).")
+    assert "frequency_penalty" not in sent, "greedy by default: no penalty sent unless configured"
+    ask("What does Cart.add return?", endpoint=fake.url, frequency_penalty=0.5)
+    assert fake.requests[-1]["body"]["frequency_penalty"] == 0.5
     with pytest.raises(TypeError, match="unknown query option"):
         ask("q", endpoint=fake.url, nonsense=1)
     with pytest.raises(NanodexError, match="the question is empty"):
