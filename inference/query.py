@@ -205,7 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--max-tokens", type=int, help="answer length limit in tokens (default 256)")
     ap.add_argument("--temperature", type=float, help="sampling temperature (default 0: greedy)")
     ap.add_argument(
-        "--frequency-penalty", type=float, help="> 0 discourages repeating the answer's own tokens (default 0)"
+        "--frequency-penalty",
+        type=float,
+        help="> 0 discourages repeating the answer's own tokens (default 0)",
     )
     ap.add_argument("--timeout", type=float, help="seconds to wait for the server (default 120)")
     ap.add_argument("--api-key-env", metavar="VAR", help="send the key held in VAR (default NANODEX_API_KEY)")
