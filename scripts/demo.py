@@ -36,15 +36,23 @@ def step(title: str, fn: Callable[[], object]) -> None:
 
 
 def ask_served(adapter: Path, graph: Path, questions: Sequence[str], max_tokens: int) -> None:
-    """Serve base + adapter with vLLM, ask each question with packed context, print cited answers."""
-    from inference.config import QueryConfig, ServerConfig
+    """Serve base + adapter with vLLM, ask each question with packed context, print cited answers.
+
+    Server and query settings come from config/serve.yaml, as for `make serve` and `make query`.
+    """
+    from dataclasses import replace
+
+    from inference.config import ServeFile
     from inference.preflight import free_port
     from inference.query import Retriever, ask, format_citations
     from inference.server import VllmServer
+    from nanodex.config import load_config
 
-    with VllmServer(ServerConfig(adapters=[f"nanodex={adapter}"], port=free_port())) as server:
+    serve = load_config(ServeFile, ROOT / "config" / "serve.yaml")
+    server_cfg = replace(serve.server, adapters=[f"nanodex={adapter}"], port=free_port())
+    with VllmServer(server_cfg) as server:
         print(f"   serving {server.model_name} + adapter 'nanodex' at {server.base_url}", flush=True)
-        qcfg = QueryConfig(endpoint=server.base_url, model="nanodex", max_tokens=max_tokens)
+        qcfg = replace(serve.query, endpoint=server.base_url, model="nanodex", max_tokens=max_tokens)
         with Retriever(graph, qcfg) as retriever:
             for question in questions:
                 t0 = time.perf_counter()
