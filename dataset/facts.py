@@ -402,7 +402,7 @@ class FactBuilder:
     # ---- modules -----------------------------------------------------------------------------
     def module(self, b: dict) -> list[Aspect]:
         f = b["facts"]
-        if f.get("test"):
+        if f.get("test") or not f.get("lines"):  # an empty file (a bare __init__.py) has nothing to cite
             return []
         mod = tick(f["module"])
         cite = self._cite(b)

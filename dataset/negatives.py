@@ -211,7 +211,12 @@ class NegativeMaker:
 
     def _closest(self, query: str, fake: str, prefer: Callable[[Hit], bool]) -> Hit | None:
         """Top search hit (the preferred kind first); None if search finds the fake name itself."""
-        hits = [h for h in self.search.search(query, 10, mode="hybrid") if h.id in self.k.nodes]
+        hits = [
+            h
+            for h in self.search.search(query, 10, mode="hybrid")
+            if h.id in self.k.nodes
+            and self.k.resolves(self.k.nodes[h.id].citation)  # an empty file has no line
+        ]
         if any(norm(h.name) == norm(fake.rsplit(".", 1)[-1]) for h in hits):
             return None
         real = [h for h in hits if not self.k.is_test(self.k.nodes[h.id])] or hits

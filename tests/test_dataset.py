@@ -54,6 +54,7 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> DatasetConfig:
     repo = tmp / "repo"
     shutil.copytree(FIXTURES / "python", repo)
     (repo / "README.md").write_text(README, encoding="utf-8")
+    (repo / "shop" / "empty.py").write_text("", encoding="utf-8")  # no line to cite: no row, nothing dropped
     graph = tmp / "graph.sqlite"
     build_graph(repo, graph, ["python"])
     build_brain(BrainConfig(graph=str(graph), out_dir=str(tmp / "nodes")))
@@ -91,6 +92,9 @@ def test_rows_validate_and_every_citation_resolves(shop: DatasetConfig, built: t
                 assert g.resolves(p, int(a), int(b)) and 1 <= int(a) <= int(b) <= lines[p], (p, a, b)
             assert all(g.node(ref) is not None for ref in r["refs"]), r["refs"]
     assert stats["citations"]["validity"] == 1.0 and stats["citations"]["total"] > 0
+    assert stats["dropped"]["citation"] == stats["dropped"]["unresolved_aspects"] == 0, (
+        "grounded, not dropped"
+    )
 
 
 def test_every_kind_with_counts_and_reasons(built: tuple, shop: DatasetConfig) -> None:
