@@ -78,7 +78,8 @@ train-lora: setup
 train-qlora: setup
 	$(PY) -m trainer --config $(call cfg,train_qlora) --base $(BASE) --dataset $(DATASET) $(call given,OUT,--out) $(if $(RESUME),--resume)
 
-# with pca_otf artifacts (make pca-build), make eval also runs the six-arm pca_otf comparison
+# with pca_otf artifacts (make pca-build), make eval also runs the six-arm pca_otf comparison.
+# ask and pca-eval refresh brain/pca first: a no-op when the graph is unchanged, a rebuild after extract
 eval: setup
 	$(PY) -m trainer.eval --adapter $(ADAPTER) $(call given,BASE,--base) $(call given,DATASET,--dataset) $(call given,GRAPH,--graph)
 	$(if $(wildcard $(PCA)/manifest.json),$(MAKE) --no-print-directory pca-eval)
@@ -92,10 +93,10 @@ query: setup
 pca-build: setup
 	$(PY) -m pca_otf.build --config $(call cfg,pca) --graph $(GRAPH) --base $(BASE) --out $(PCA)
 
-ask: setup
+ask: setup pca-build
 	$(PY) -m pca_otf.run --config $(call cfg,pca) --graph $(GRAPH) --artifacts $(PCA) --base $(BASE) --prompt "$(QUESTION)" --of-sources question --pack-context --require-citations --citations-enforce $(if $(JSON),--json)
 
-pca-eval: setup
+pca-eval: setup pca-build
 	$(PY) -m pca_otf.evaluate --config $(call cfg,pca) --eval $(EVALSET) --graph $(GRAPH) --artifacts $(PCA) --base $(BASE) $(if $(wildcard $(ADAPTER)/adapter_config.json),--trained $(ADAPTER)) $(if $(wildcard $(BANK)/*/adapter_config.json),--adapters-bank $(BANK)) --sample 8 --out $(PCA)/eval
 
 self-tune: setup

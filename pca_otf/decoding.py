@@ -86,7 +86,8 @@ def generate(
     import torch
 
     eos = {tok.eos_token_id} | set(_ids(getattr(model, "generation_config", None)))
-    ids = torch.tensor([prompt_ids])
+    device = next(model.parameters()).device
+    ids = torch.tensor([prompt_ids], device=device)
     if on_step is None and contrast is None and no_repeat_ngram <= 0:
         with torch.no_grad():
             out = model.generate(
@@ -125,7 +126,7 @@ def generate(
             if nxt in eos:
                 break
             new.append(nxt)
-            cur = torch.tensor([[nxt]])
+            cur = torch.tensor([[nxt]], device=device)
     return new
 
 

@@ -158,6 +158,15 @@ def test_failing_mapped_test_rejects(repo: Path, graph: Graph, tmp_path: Path) -
     assert not bad.passed and bad.status == "failed"
     assert bad.tests["tests/test_arith.py::test_divide"] == "FAILED"
     assert bad.tests["tests/test_arith.py::test_divide_by_zero"] == "PASSED"
+    (repo / "tests" / "test_skips.py").write_text(
+        "import pytest\n\n\n@pytest.mark.parametrize('case', [])\ndef test_no_cases(case):\n    pass\n\n\n"
+        "def test_no_data():\n    pytest.skip('data set absent')\n"
+    )
+    skips = ["tests/test_skips.py::test_no_cases", "tests/test_skips.py::test_no_data"]
+    only = verdict(skips, run_tests(repo, skips, cfg, tmp_path / "scratch"))
+    assert only.passed and only.status == "skipped" and set(only.tests.values()) == {"SKIPPED"}, only
+    mixed = [*skips, "tests/test_arith.py::test_divide_by_zero"]
+    assert verdict(mixed, run_tests(repo, mixed, cfg, tmp_path / "scratch")).status == "passed"
     assert verdict([], None).status == "disabled"
     nomap = verdict(mapped_tests(graph, ["calc/stats.py::spread"]), run_tests(repo, [], cfg, tmp_path))
     assert nomap.passed and nomap.status == "none-mapped"  # soft pass, recorded as such

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from extractor.graph import Graph
 from nanodex.errors import NanodexError
 from nanodex.log import get_logger
+from pca_otf.decoding import generate
 from pca_otf.selftune.config import SelftuneConfig
 from pca_otf.selftune.propose import Proposal
 
@@ -112,8 +113,6 @@ class DirectAnswerer:
             self.stats = adapter_stats(None)
 
     def answer(self, p: Proposal) -> AnswerResult:
-        import torch
-
         t0 = time.perf_counter()
         a = self.cfg.answer
         context, labels = pack_windows(self.graph, p.subjects, a.context_lines, a.context_max_lines)
@@ -130,18 +129,16 @@ class DirectAnswerer:
         chat = self.tok.apply_chat_template(
             [{"role": "user", "content": user}], tokenize=False, add_generation_prompt=True
         )
-        ids = self.tok(chat + prefix, add_special_tokens=False, return_tensors="pt")["input_ids"]
-        ids = ids.to(next(self.model.parameters()).device)
-        with torch.no_grad():
-            out = self.model.generate(
-                input_ids=ids,
-                attention_mask=torch.ones_like(ids),
-                max_new_tokens=self.cfg.answer.max_new_tokens,
-                do_sample=False,
-                pad_token_id=self.tok.pad_token_id,
-                eos_token_id=self.tok.eos_token_id,
-            )
-        text = prefix + self.tok.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
+        ids = self.tok(chat + prefix, add_special_tokens=False)["input_ids"]
+        # greedy, as pca_otf.run: a 135M model otherwise repeats the forced label until the limit
+        new = generate(
+            self.model,
+            self.tok,
+            ids,
+            max_new_tokens=self.cfg.answer.max_new_tokens,
+            no_repeat_ngram=self.cfg.answer.no_repeat_ngram,
+        )
+        text = prefix + self.tok.decode(new, skip_special_tokens=True)
         stats = {**self.stats, "forced_prefix": prefix or None}
         return AnswerResult(text.strip(), self.name, list(p.subjects), labels, stats,
                             seconds=time.perf_counter() - t0)  # fmt: skip

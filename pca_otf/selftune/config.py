@@ -23,6 +23,7 @@ class AnswerConfig:
     context_lines: int = 60  # code lines packed per subject symbol (direct answerer)
     context_max_lines: int = 160  # all subjects together (later subjects are left out beyond it)
     cite_prefix: bool = True  # direct: start the answer with the first subject's `name` [label] (recorded)
+    no_repeat_ngram: int = 6  # direct: the answer never repeats a 6-token sequence of itself (0 = off)
     pca_config: str = "config/pca.yaml"  # runner answerer: its RunConfig comes from this file
     artifacts: str | None = None  # runner answerer: pca_otf.build output (default from pca_config)
 

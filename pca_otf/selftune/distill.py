@@ -29,8 +29,8 @@ def row_key(proposal_key: str, module_fingerprint: str) -> str:
 
 
 def score(citations_passed: bool, test_status: str) -> float:
-    """0..1: half for the citations, half for the tests (a soft pass without mapped tests: 0.4)."""
-    tests = {"passed": 0.5, "none-mapped": 0.4, "disabled": 0.4}.get(test_status, 0.0)
+    """0..1: half for the citations, half for the tests (a soft pass, no test run or all skipped: 0.4)."""
+    tests = {"passed": 0.5, "none-mapped": 0.4, "skipped": 0.4, "disabled": 0.4}.get(test_status, 0.0)
     return round((0.5 if citations_passed else 0.0) + tests, 3)
 
 

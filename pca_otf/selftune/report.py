@@ -31,7 +31,9 @@ def module_summary(rows: list[dict[str, Any]], heldout: int, skipped_resume: int
         "skipped_resume": skipped_resume,
         "kept": sum(1 for r in rows if r["keep"]),
         "failed": sum(1 for r in rows if not r["keep"]),
-        "soft_pass_no_tests": sum(1 for r in rows if r["verify"]["tests"]["status"] == "none-mapped"),
+        "soft_pass_no_tests": sum(
+            1 for r in rows if r["verify"]["tests"]["status"] in ("none-mapped", "skipped")
+        ),
         "fail_reasons": dict(reasons.most_common()),
     }
 

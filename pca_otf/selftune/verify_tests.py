@@ -3,7 +3,10 @@
 Mapping comes from the graph: `tests` edges point from a test function (whose pytest node id is
 in meta.pytest_id) to the code it exercises. A module's mapped tests run once, on one scratch
 copy, and every proposal about that module reads its own tests' outcomes from that run. A
-proposal whose subjects have no mapped test soft-passes, recorded as `none-mapped`.
+proposal whose subjects have no mapped test soft-passes, recorded as `none-mapped`. A skipped
+test (a missing optional dependency or data set, an empty parameter list) is no evidence either
+way: it neither passes nor rejects, and a proposal whose mapped tests were all skipped soft-passes,
+recorded as `skipped`.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ from extractor.graph import Graph
 from pca_otf.selftune.config import SandboxConfig
 from pca_otf.selftune.sandbox import run_in_sandbox, scratch_copy
 
+# `-rA` summary lines ("FAILED id - msg") and, for skips, whose summary names no id, `-v` lines
 _OUTCOME = re.compile(r"^(PASSED|FAILED|ERROR|XFAIL|XPASS)\s+(\S+)", re.MULTILINE)
+_SKIPPED = re.compile(r"^(\S+::\S+) SKIPPED\b", re.MULTILINE)
 _GOOD = {"PASSED", "XFAIL"}
 
 
@@ -35,7 +40,7 @@ def mapped_tests(graph: Graph, node_ids: list[str]) -> list[str]:
 
 @dataclass
 class TestRun:
-    outcomes: dict[str, str] = field(default_factory=dict)  # pytest id -> PASSED/FAILED/ERROR/NOT RUN
+    outcomes: dict[str, str] = field(default_factory=dict)  # pytest id -> PASSED/FAILED/ERROR/SKIPPED/NOT RUN
     returncode: int | None = None
     seconds: float = 0.0
     timed_out: bool = False
@@ -46,7 +51,7 @@ class TestRun:
 @dataclass
 class TestVerdict:
     passed: bool
-    status: str  # passed | failed | none-mapped | disabled
+    status: str  # passed | failed | none-mapped | skipped | disabled
     tests: dict[str, str] = field(default_factory=dict)
     reason: str = ""
 
@@ -61,7 +66,7 @@ def run_tests(repo: Path, pytest_ids: list[str], cfg: SandboxConfig, scratch_par
     scratch = scratch_copy(repo, scratch_parent, cfg.ignore)
     try:
         python = cfg.python or sys.executable
-        base_cmd = [python, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", "--no-header",
+        base_cmd = [python, "-m", "pytest", "-v", "-rA", "-p", "no:cacheprovider", "--no-header",
                     "--continue-on-collection-errors"]  # fmt: skip
         # ids of test files that no longer exist would abort the whole run: they stay NOT RUN
         present = [pid for pid in pytest_ids if (scratch / pid.split("::", 1)[0]).is_file()]
@@ -76,7 +81,8 @@ def run_tests(repo: Path, pytest_ids: list[str], cfg: SandboxConfig, scratch_par
     if res is None:
         return TestRun({pid: "NOT RUN" for pid in pytest_ids}, tail="no mapped test file exists")
     seen: dict[str, list[str]] = {}
-    for outcome, nodeid in _OUTCOME.findall(res.stdout):
+    found = _OUTCOME.findall(res.stdout) + [("SKIPPED", n) for n in _SKIPPED.findall(res.stdout)]
+    for outcome, nodeid in found:
         base = nodeid.split("[", 1)[0]
         seen.setdefault(base, []).append(outcome)
     outcomes = {}
@@ -86,25 +92,29 @@ def run_tests(repo: Path, pytest_ids: list[str], cfg: SandboxConfig, scratch_par
             outcomes[pid] = "TIMEOUT"
         elif not got:
             outcomes[pid] = "NOT RUN"
-        elif all(o in _GOOD for o in got):
+        elif all(o == "SKIPPED" for o in got):
+            outcomes[pid] = "SKIPPED"
+        elif all(o in _GOOD or o == "SKIPPED" for o in got):
             outcomes[pid] = "PASSED"
         else:
-            outcomes[pid] = next(o for o in got if o not in _GOOD)
+            outcomes[pid] = next(o for o in got if o not in _GOOD and o != "SKIPPED")
     tail = (res.stdout + res.stderr).strip().splitlines()[-15:]
     return TestRun(outcomes, res.returncode, res.seconds, res.timed_out, res.mechanism, "\n".join(tail))
 
 
 def verdict(pytest_ids: list[str], run: TestRun | None) -> TestVerdict:
-    """Pass when every mapped test passed; soft-pass when none is mapped; `run` None = disabled."""
+    """Pass when every mapped test passed or was skipped; soft-pass when none is mapped or ran."""
     if run is None:
         return TestVerdict(True, "disabled", reason="verify.run_tests is false")
     if not pytest_ids:
         return TestVerdict(True, "none-mapped", reason="no tests map to the subject (soft pass)")
     tests = {pid: run.outcomes.get(pid, "NOT RUN") for pid in pytest_ids}
-    bad = {k: v for k, v in tests.items() if v != "PASSED"}
+    bad = {k: v for k, v in tests.items() if v not in ("PASSED", "SKIPPED")}
     if bad:
         first = next(iter(bad.items()))
         return TestVerdict(
             False, "failed", tests, f"{len(bad)} mapped test(s) not passing: {first[0]} {first[1]}"
         )
+    if all(v == "SKIPPED" for v in tests.values()):
+        return TestVerdict(True, "skipped", tests, "every mapped test was skipped (soft pass)")
     return TestVerdict(True, "passed", tests)
