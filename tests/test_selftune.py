@@ -165,6 +165,17 @@ def test_failing_mapped_test_rejects(repo: Path, graph: Graph, tmp_path: Path) -
     skips = ["tests/test_skips.py::test_no_cases", "tests/test_skips.py::test_no_data"]
     only = verdict(skips, run_tests(repo, skips, cfg, tmp_path / "scratch"))
     assert only.passed and only.status == "skipped" and set(only.tests.values()) == {"SKIPPED"}, only
+    assert mapped_tests(graph, ["calc/arith.py::divide"], ["*::test_divide_by_*"]) == [
+        "tests/test_arith.py::test_divide"
+    ]
+    (repo / "tests" / "test_broken.py").write_text(
+        "raise RuntimeError('needs a data set')\ndef test_x():\n    pass\n"
+    )
+    broken = verdict(
+        ["tests/test_broken.py::test_x"],
+        run_tests(repo, ["tests/test_broken.py::test_x"], cfg, tmp_path / "scratch"),
+    )
+    assert not broken.passed and broken.tests == {"tests/test_broken.py::test_x": "COLLECTION ERROR"}, broken
     mixed = [*skips, "tests/test_arith.py::test_divide_by_zero"]
     assert verdict(mixed, run_tests(repo, mixed, cfg, tmp_path / "scratch")).status == "passed"
     assert verdict([], None).status == "disabled"

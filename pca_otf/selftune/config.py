@@ -33,6 +33,7 @@ class VerifyConfig:
     min_citations: int = 1  # an answer with fewer valid citations is rejected
     min_words: int = 8  # ... and one with fewer words besides its citations (an empty or echo answer)
     run_tests: bool = True  # false: test verification is skipped and recorded as "disabled"
+    exclude_tests: list[str] = field(default_factory=list)  # pytest-id globs never run (need absent data)
 
 
 @dataclass

@@ -77,7 +77,7 @@ def run_selftune(
 
             # the module's mapped tests, run once in the sandbox for all its proposals
             t0 = time.perf_counter()
-            test_ids = {p.key: mapped_tests(graph, p.subjects) for p in todo}
+            test_ids = {p.key: mapped_tests(graph, p.subjects, cfg.verify.exclude_tests) for p in todo}
             all_ids = sorted({i for ids in test_ids.values() for i in ids})
             test_run: TestRun | None = None
             if cfg.verify.run_tests:
@@ -231,6 +231,7 @@ def run_selftune(
         "answerer": cfg.answer.answerer,
         "sandbox": mechanism or ("not needed" if cfg.verify.run_tests else "tests disabled"),
         "sandbox_isolated": mechanism == NAMESPACES if mechanism else None,
+        "exclude_tests": list(cfg.verify.exclude_tests),
         "all": cfg.all,
         "resume": resume,
         "extract": extract_info,

@@ -61,7 +61,12 @@ def render_markdown(rep: dict[str, Any]) -> str:
         "",
         f"Repository `{rep['repo']}`, graph `{rep['graph']}`, base `{rep['base']}`, adapter `{rep['adapter']}`; "
         f"answerer `{rep['answerer']}`; sandbox `{rep['sandbox']}`; {'all modules' if rep['all'] else 'changed modules'}"
-        f"{', resumed' if rep['resume'] else ''}.",
+        f"{', resumed' if rep['resume'] else ''}"
+        + (
+            f"; never run (verify.exclude_tests): {rep['exclude_tests']}."
+            if rep.get("exclude_tests")
+            else "."
+        ),
         "",
         f"Extract: {rep['extract'].get('summary', '-')}",
         "",

@@ -11,6 +11,7 @@ recorded as `skipped`.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 import shutil
 import sys
@@ -24,23 +25,26 @@ from pca_otf.selftune.sandbox import run_in_sandbox, scratch_copy
 # `-rA` summary lines ("FAILED id - msg") and, for skips, whose summary names no id, `-v` lines
 _OUTCOME = re.compile(r"^(PASSED|FAILED|ERROR|XFAIL|XPASS)\s+(\S+)", re.MULTILINE)
 _SKIPPED = re.compile(r"^(\S+::\S+) SKIPPED\b", re.MULTILINE)
+_COLLECT_ERROR = re.compile(r"^ERROR (\S+\.py)(?: - |$)", re.MULTILINE)  # a test file that did not import
 _GOOD = {"PASSED", "XFAIL"}
 
 
-def mapped_tests(graph: Graph, node_ids: list[str]) -> list[str]:
-    """pytest node ids of the tests mapped to any of `node_ids` (sorted, unique)."""
+def mapped_tests(graph: Graph, node_ids: list[str], exclude: list[str] | None = None) -> list[str]:
+    """pytest node ids of the tests mapped to any of `node_ids` (sorted, unique), less `exclude` globs."""
     ids: set[str] = set()
     for nid in node_ids:
         for t in graph.tests_of(nid):
             pid = t.meta.get("pytest_id")
-            if pid:
+            if pid and not any(fnmatch.fnmatchcase(str(pid), pat) for pat in exclude or []):
                 ids.add(str(pid))
     return sorted(ids)
 
 
 @dataclass
 class TestRun:
-    outcomes: dict[str, str] = field(default_factory=dict)  # pytest id -> PASSED/FAILED/ERROR/SKIPPED/NOT RUN
+    outcomes: dict[str, str] = field(
+        default_factory=dict
+    )  # id -> PASSED/FAILED/ERROR/SKIPPED/COLLECTION ERROR/NOT RUN
     returncode: int | None = None
     seconds: float = 0.0
     timed_out: bool = False
@@ -85,11 +89,14 @@ def run_tests(repo: Path, pytest_ids: list[str], cfg: SandboxConfig, scratch_par
     for outcome, nodeid in found:
         base = nodeid.split("[", 1)[0]
         seen.setdefault(base, []).append(outcome)
+    broken = set(_COLLECT_ERROR.findall(res.stdout))
     outcomes = {}
     for pid in pytest_ids:
         got = [o for node, os_ in seen.items() if node == pid or node.startswith(pid + "::") for o in os_]
         if res.timed_out:
             outcomes[pid] = "TIMEOUT"
+        elif not got and pid.split("::", 1)[0] in broken:
+            outcomes[pid] = "COLLECTION ERROR"
         elif not got:
             outcomes[pid] = "NOT RUN"
         elif all(o == "SKIPPED" for o in got):
