@@ -165,6 +165,13 @@ class RunnerAnswerer:
         pcfg.run.pack_context = pcfg.run.require_citations = pcfg.run.citations_enforce = True
         pcfg.run.max_new_tokens = cfg.answer.max_new_tokens
         artifacts = cfg.answer.artifacts or pcfg.run.artifacts
+        # self-tune has just re-extracted the changed code: bring the build up to date with it
+        # (a no-op when nothing it depends on changed), else the runner refuses a stale build
+        from dataclasses import replace
+
+        from pca_otf.build import build
+
+        build(replace(pcfg.build, graph=cfg.graph, base=cfg.base, out_dir=artifacts))
         self.runner = Runner(pcfg.run, graph=cfg.graph, base=cfg.base, artifacts=artifacts)
 
     def answer(self, p: Proposal) -> AnswerResult:
