@@ -256,7 +256,11 @@ def test_change_to_one_function_retunes_only_its_module_and_resume_redoes_nothin
     for m in kept_modules:
         manifest = json.loads((Path(cfg.bank) / slug(m) / "nanodex.json").read_text())
         assert m in manifest["region"]["paths"] and manifest["region"]["node_ids"]
-    assert (tmp_path / "work" / "report.md").is_file()
+    report_md = (tmp_path / "work" / "report.md").read_text()
+    # there was no main adapter before this run: "before" is the base model alone, never blank
+    assert first["eval"]["after"] and "before" not in first["eval"]
+    row = next(line for line in report_md.splitlines() if line.startswith("| answer_perplexity |"))
+    assert row.split("|")[2].strip() != "-", row
 
     # nothing changed: nothing to do
     assert run_selftune(cfg)["modules"] == []

@@ -52,7 +52,12 @@ def write_report(work_dir: Path, report: dict[str, Any]) -> tuple[Path, Path]:
 
 
 def _s(x: Any) -> str:
-    return "-" if x is None else f"{x:.1f}" if isinstance(x, float) else str(x)
+    """Seconds and perplexities to 0.1, shares (0..1) to 0.001: 0.56 must not print as 0.6."""
+    if x is None:
+        return "-"
+    if isinstance(x, float):
+        return f"{x:.3f}" if 0 <= x <= 1 else f"{x:.1f}"
+    return str(x)
 
 
 def render_markdown(rep: dict[str, Any]) -> str:
@@ -105,13 +110,14 @@ def render_markdown(rep: dict[str, Any]) -> str:
         out += ["", "## Held-out questions of the changed modules (trainer.eval)", "",
                 "| metric | before: base | before: adapter | after: adapter |", "|---|---|---|---|"]  # fmt: skip
         b, a = ev.get("before") or {}, ev.get("after") or {}
+        base = b.get("base") or a.get("base") or {}  # the base model is the same before and after
         for key in (
             "exact_reference_accuracy",
             "citation_validity",
             "answers_with_citation",
             "answer_perplexity",
         ):
-            out.append(f"| {key} | {_s((b.get('base') or {}).get(key))} | {_s((b.get('adapter') or {}).get(key))} | "
+            out.append(f"| {key} | {_s(base.get(key))} | {_s((b.get('adapter') or {}).get(key))} | "
                        f"{_s((a.get('adapter') or {}).get(key))} |")  # fmt: skip
         out.append(f"\n{ev.get('rows', 0)} held-out rows in `{ev.get('dataset', '-')}`.")
     out += ["", "## Time per stage (s)", ""]
