@@ -30,6 +30,7 @@ from pca_otf.selftune.sandbox import (
     run_in_sandbox,
 )
 from pca_otf.selftune.verify_citations import check_citations, subject_spans
+from pca_otf.selftune.verify_content import check_content
 from pca_otf.selftune.verify_tests import mapped_tests, run_tests, verdict
 from tests.conftest import build_graph
 
@@ -81,6 +82,25 @@ def test_wrong_citations_are_rejected(graph: Graph) -> None:
     # no citation, or only a citation and no content
     assert "at least 1 required" in check_citations(words, graph, spans, 1, 8).reason
     assert "word(s) besides" in check_citations("`mean` [calc/stats.py:14-18]", graph, spans, 1, 8).reason
+
+
+def test_forced_prefix_echoes_and_invented_names_are_rejected(graph: Graph) -> None:
+    spans = subject_spans(graph, ["calc/stats.py::mean"])
+    prefix = "`mean` [calc/stats.py:14-18]"
+    body = " returns the arithmetic mean of the values and raises ValueError when empty."
+    forced = check_citations(prefix + body, graph, spans, 1, 8, counted_from=len(prefix))
+    assert not forced.passed and "besides the forced prefix's 1" in forced.reason
+    assert check_citations(prefix + body + " See [calc/stats.py:15].", graph, spans, 1, 8, len(prefix)).passed
+    question = (
+        "Which tests cover `mean` in calc/stats.py? Cite the function and the tests as [path:start-end]."
+    )
+    echo = check_content(prefix + "\n\nQuestion: " + question, question, graph, spans)
+    assert not echo.passed and "echoes the question" in echo.reason
+    assert check_content(prefix + body, question, graph, spans).passed  # ValueError: a builtin
+    grounded = prefix + " divides `total` by `len(values)` via `calc.stats.total` in `calc/stats.py`."
+    assert check_content(grounded, question, graph, spans).passed
+    invented = check_content(prefix + " raises `MeanOverflowError` via `mean.cache`.", question, graph, spans)
+    assert not invented.passed and invented.unknown_names == ["MeanOverflowError", "mean.cache"], invented
 
 
 def test_citation_after_a_subject_name_must_be_that_subjects(graph: Graph) -> None:
@@ -228,6 +248,7 @@ def loop_config(repo: Path, tmp_path: Path, base: Path) -> SelftuneConfig:
     cfg.propose.max_prompts = 4
     cfg.answer.max_new_tokens = 12
     cfg.verify.min_words = 0  # the tiny model's words are noise; the citation checks still apply
+    cfg.verify.check_content = False  # ... and its backticks and echoes would be chance
     cfg.sandbox.allow_unisolated = NS_REASON is not None  # recorded in the report either way
     for run in (cfg.module_lora, cfg.refresh):
         run.max_steps, run.batch_size, run.max_seq_len = 1, 2, 256
@@ -251,7 +272,8 @@ def test_change_to_one_function_retunes_only_its_module_and_resume_redoes_nothin
     assert {r["module"] for r in buffer} == {"calc/arith.py", "calc/stats.py"}
     for r in buffer:
         assert {"prompt", "files", "verify", "adapter_stats", "score", "keep"} <= set(r)
-        assert r["keep"] == (r["verify"]["citations"]["passed"] and r["verify"]["tests"]["passed"])
+        verified = r["verify"]["citations"]["passed"] and r["verify"]["content"]["passed"]
+        assert r["keep"] == (verified and r["verify"]["tests"]["passed"])
     kept_modules = {r["module"] for r in buffer if r["keep"]}
     for m in kept_modules:
         manifest = json.loads((Path(cfg.bank) / slug(m) / "nanodex.json").read_text())
@@ -313,6 +335,7 @@ def test_end_to_end_with_smollm2(repo: Path, tmp_path: Path) -> None:
     cfg.base = "embedded:smollm2-135m"
     cfg.answer.max_new_tokens = 32
     cfg.verify.min_words = 8
+    cfg.verify.check_content = True  # the shipped default: echoes and invented names are rejected
     cfg.propose.max_prompts = 4
     rep = run_selftune(cfg)
     kept = sum(m["counts"]["kept"] for m in rep["modules"])

@@ -22,6 +22,7 @@ from pca_otf.selftune.answer import Answerer, make_answerer
 from pca_otf.selftune.config import SelftuneConfig
 from pca_otf.selftune.sandbox import NAMESPACES, choose_mechanism
 from pca_otf.selftune.verify_citations import check_citations, subject_spans
+from pca_otf.selftune.verify_content import check_content
 from pca_otf.selftune.verify_tests import TestRun, mapped_tests, run_tests, verdict
 
 log = get_logger("selftune")
@@ -100,11 +101,16 @@ def run_selftune(
                 ans = answerer.answer(p)
                 t_answer += time.perf_counter() - t0
                 t0 = time.perf_counter()
-                cit = check_citations(ans.text, graph, subject_spans(graph, p.subjects),
-                                      cfg.verify.min_citations, cfg.verify.min_words)  # fmt: skip
+                spans = subject_spans(graph, p.subjects)
+                prefix = str(ans.adapter_stats.get("forced_prefix") or "")
+                cit = check_citations(ans.text, graph, spans, cfg.verify.min_citations, cfg.verify.min_words,
+                                      0 if cfg.verify.count_forced_prefix else len(prefix))  # fmt: skip
+                content = (
+                    check_content(ans.text, p.prompt, graph, spans) if cfg.verify.check_content else None
+                )
                 tv = verdict(test_ids[p.key], test_run)
                 t_cite += time.perf_counter() - t0
-                keep = cit.passed and tv.passed
+                keep = cit.passed and (content is None or content.passed) and tv.passed
                 row = {
                     "key": distill.row_key(p.key, fp),
                     "proposal_key": p.key,
@@ -123,6 +129,9 @@ def run_selftune(
                     "adapter_stats": ans.adapter_stats,
                     "verify": {
                         "citations": cit.as_dict(),
+                        "content": content.as_dict()
+                        if content
+                        else {"passed": True, "reason": "not checked"},
                         "tests": tv.as_dict(),
                         "sandbox": test_run.mechanism if test_run else None,
                     },  # fmt: skip

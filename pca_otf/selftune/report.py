@@ -22,6 +22,9 @@ def module_summary(rows: list[dict[str, Any]], heldout: int, skipped_resume: int
             continue
         if not r["verify"]["citations"]["passed"]:
             reasons["citations: " + _short(r["verify"]["citations"]["reason"])] += 1
+        content = r["verify"].get("content") or {"passed": True}
+        if not content["passed"]:
+            reasons["content: " + _short(content["reason"])] += 1
         if not r["verify"]["tests"]["passed"]:
             reasons["tests: " + _short(r["verify"]["tests"]["reason"])] += 1
     return {

@@ -63,9 +63,18 @@ def _named_subject(text: str, pos: int, subjects: list[Span]) -> Span | None:
 
 
 def check_citations(
-    text: str, graph: Graph, subjects: list[Span], min_citations: int = 1, min_words: int = 0
+    text: str,
+    graph: Graph,
+    subjects: list[Span],
+    min_citations: int = 1,
+    min_words: int = 0,
+    counted_from: int = 0,
 ) -> CitationCheck:
-    """Check every citation in `text`; pass only if all are good and there are enough of them."""
+    """Check every citation in `text`; pass only if all are good and there are enough of them.
+
+    Citations starting before offset `counted_from` (a forced answer prefix) are checked but do
+    not count towards `min_citations`.
+    """
     lines_of: dict[str, int | None] = {}
     found: list[dict] = []
     for m in CITATION.finditer(text):
@@ -93,8 +102,10 @@ def check_citations(
     bad = [c for c in found if not c["ok"]]
     if bad:
         return CitationCheck(False, found, f"{len(bad)} bad citation(s): {bad[0]['raw']} {bad[0]['reason']}")
-    if len(found) < min_citations:
-        return CitationCheck(False, found, f"{len(found)} citation(s), at least {min_citations} required")
+    own = sum(1 for m in CITATION.finditer(text) if m.start() >= counted_from)
+    if own < min_citations:
+        forced = f" besides the forced prefix's {len(found) - own}" if own < len(found) else ""
+        return CitationCheck(False, found, f"{own} citation(s){forced}, at least {min_citations} required")
     words = len(_WORD.findall(CITATION.sub(" ", text)))
     if words < min_words:
         return CitationCheck(
