@@ -101,6 +101,10 @@ def test_forced_prefix_echoes_and_invented_names_are_rejected(graph: Graph) -> N
     assert check_content(grounded, question, graph, spans).passed
     invented = check_content(prefix + " raises `MeanOverflowError` via `mean.cache`.", question, graph, spans)
     assert not invented.passed and invented.unknown_names == ["MeanOverflowError", "mean.cache"], invented
+    paths = check_content(
+        prefix + " is defined in calc/stats.py, not in Calc/spec.py.", question, graph, spans
+    )
+    assert not paths.passed and paths.unknown_names == ["Calc/spec.py"], paths
 
 
 def test_citation_after_a_subject_name_must_be_that_subjects(graph: Graph) -> None:

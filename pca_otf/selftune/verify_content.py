@@ -4,9 +4,10 @@ Citations and tests cannot catch two failures small models show all the time, an
 would otherwise train on them:
   echo           the answer repeats the question ("Question: Which tests cover ...") and so has
                  enough words without saying anything;
-  invented names a backticked name (`RefundableResourceException`, `Resolver.lookup.ref`) that is
-                 neither a symbol of the graph, nor an indexed file, nor text of the code the
-                 answer is about, nor a builtin.
+  invented names a file path that is not indexed (`Referencing/spec.py`), or a backticked name
+                 (`RefundableResourceException`, `Resolver.lookup.ref`) that is neither a symbol
+                 of the graph, nor an indexed file, nor text of the code the answer is about,
+                 nor a builtin.
 A forced opening `name` [label] (answer.cite_prefix) is correct by construction, so it is these
 checks, not that citation, that tell an answer from noise; `verify.count_forced_prefix: false`
 also demands a citation the model wrote itself (the 135M model then keeps almost nothing).
@@ -27,6 +28,7 @@ ECHO_WORDS = 8  # an answer sharing this many consecutive words with the questio
 _TICKED = re.compile(r"`([^`\n]{1,120})`")
 _IDENT = re.compile(r"[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*(?:\(\))?")
 _WORDS = re.compile(r"\w+")
+_PATH = re.compile(r"(?<![\w/.-])[\w.-]+(?:/[\w.-]+)+\.[A-Za-z]\w{0,5}\b")  # a/b.py, src/x/y.ts
 _COMMON = set(dir(builtins)) | set(keyword.kwlist) | {"null", "true", "false", "self", "this", "cls"}
 
 
@@ -48,11 +50,12 @@ def echoes(answer: str, question: str, n: int = ECHO_WORDS) -> bool:
 
 
 def unknown_names(answer: str, graph: Graph, subjects: list[Span]) -> list[str]:
-    """Backticked identifiers of `answer` that nothing grounds (graph, indexed files, subject code)."""
+    """File paths and backticked identifiers of `answer` that nothing grounds (graph, files, subject code)."""
     code = "\n".join(graph.source(s.path, s.start, s.end) for s in subjects)
     paths = {f["path"] for f in graph.files()}
-    unknown: list[str] = []
-    for m in _TICKED.finditer(CITATION.sub(" ", answer)):
+    prose = CITATION.sub(" ", answer)
+    unknown = [m.group(0) for m in _PATH.finditer(prose) if m.group(0) not in paths]
+    for m in _TICKED.finditer(prose):
         token = m.group(1).strip()
         if token in paths:
             continue
