@@ -79,6 +79,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             "seed": args.seed,
         },
     )
+    from trainer.data import require_dataset
+
+    # before transformers/peft load: they import bitsandbytes, which may log its own warnings first
+    require_dataset(cfg.dataset, "training dataset")
     from trainer.run import train  # heavy imports (torch, transformers) after --help
 
     train(cfg, resume=args.resume)

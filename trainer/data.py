@@ -46,11 +46,17 @@ class EncodeStats:
     answer_tokens: int = 0
 
 
-def load_rows(path: str | Path, *, what: str = "dataset", limit: int = 0) -> list[dict[str, Any]]:
-    """Read a JSONL dataset; missing, empty or malformed files are one-line errors naming the fix."""
+def require_dataset(path: str | Path, what: str = "dataset") -> Path:
+    """The path, or the one-line error a missing dataset gets (checked before any model loads)."""
     p = Path(path)
     if not p.is_file():
         raise NanodexError(f"{what} not found: {p}", "run `make dataset` first, or pass DATASET=<file.jsonl>")
+    return p
+
+
+def load_rows(path: str | Path, *, what: str = "dataset", limit: int = 0) -> list[dict[str, Any]]:
+    """Read a JSONL dataset; missing, empty or malformed files are one-line errors naming the fix."""
+    p = require_dataset(path, what)
     rows: list[dict[str, Any]] = []
     with p.open(encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
