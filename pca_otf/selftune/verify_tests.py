@@ -42,9 +42,8 @@ def mapped_tests(graph: Graph, node_ids: list[str], exclude: list[str] | None = 
 
 @dataclass
 class TestRun:
-    outcomes: dict[str, str] = field(
-        default_factory=dict
-    )  # id -> PASSED/FAILED/ERROR/SKIPPED/COLLECTION ERROR/NOT RUN
+    # pytest id -> PASSED / FAILED / ERROR / SKIPPED / COLLECTION ERROR / TIMEOUT / NOT RUN
+    outcomes: dict[str, str] = field(default_factory=dict)
     returncode: int | None = None
     seconds: float = 0.0
     timed_out: bool = False
