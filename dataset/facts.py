@@ -217,7 +217,7 @@ class FactBuilder:
         values = {
             "sym": sym,
             "nl": words(f["qualname"].rsplit(".", 1)[-1]),
-            "action": words(f["qualname"].rsplit(".", 1)[-1]),
+            "action": "",  # a class is not something a user does: action templates skip it
             "doc": doc_prompt(f.get("doc", "")),
             "kind": kind,
         }

@@ -189,12 +189,35 @@ def words(ident: str) -> str:
     return " ".join(split_identifier(ident))
 
 
+# a name reads as something a user does ("Can I {action}?") only when it starts with a verb
+_VERB_WORDS = """
+add apply ask build bump cache call cancel check clean clear close combine compare compile
+compute connect convert copy count create crawl decode delete detect diff download dump
+embed encode evaluate export extract fetch filter find fit format generate get handle hash
+import index infer insert install list load lookup make map match merge mix normalize open
+pack parse patch plot post predict publish push put query read record refresh register
+reload remove render repair replace reset resolve retrieve retry return rotate run sample
+save scan score search select send serve set sort split start stop store stream strip
+summarize sync tokenize train transform translate trim unpack update upload validate verify
+walk watch wrap write
+"""
+VERBS = frozenset(_VERB_WORDS.split())
+
+
 def action(qualname: str) -> str:
-    """A callable as a verb phrase: `load_config` -> 'load config', `Cart.add` -> 'add with a cart'."""
+    """A callable as a verb phrase, or '' when its name is not one.
+
+    `load_config` -> 'load config', `Cart.add` -> 'add with a cart'; `as_dict`, `coverage` -> ''
+    (the templates that need an action are then skipped for it).
+    """
     parts = qualname.split(".")
+    verb = words(parts[-1])
+    if verb.split(" ", 1)[0] not in VERBS:
+        return ""
     if len(parts) > 1:
-        return f"{words(parts[-1])} with a {words(parts[-2])}"
-    return words(parts[-1])
+        owner = words(parts[-2])
+        return f"{verb} with {'an' if owner[:1] in 'aeiou' else 'a'} {owner}"
+    return verb
 
 
 def doc_prompt(doc: str, limit: int = 24) -> str:

@@ -26,6 +26,7 @@ from dataset.build import build_dataset
 from dataset.compose import fit, snippet
 from dataset.config import KINDS, Counts, DatasetConfig, LLMParaphraseConfig
 from dataset.paraphrase import Paraphraser, acceptable
+from dataset.templates import action
 from dataset.validate import schema_errors
 from extractor.graph import Graph
 from nanodex.config import load_config
@@ -224,6 +225,22 @@ def test_rows_load_and_encode_in_the_trainer(built: tuple, shop: DatasetConfig) 
     ex, row = encoded[0], rows[0]
     answer = tok.decode([t for t, lab in zip(ex.input_ids, ex.labels, strict=True) if lab != data.IGNORE])
     assert answer.startswith(row["response"])
+
+
+@pytest.mark.parametrize(
+    ("qualname", "phrase"),
+    [
+        ("load_config", "load config"),
+        ("Cart.add", "add with a cart"),
+        ("Registry.get_or_retrieve", "get or retrieve with a registry"),
+        ("Graph.export", "export with a graph"),
+        ("Index.update", "update with an index"),
+        ("TestVerdict.as_dict", ""),  # not a verb: "Can I as dict with a test verdict?" is no question
+        ("coverage", ""),
+    ],
+)
+def test_action_phrases_only_verbs(qualname: str, phrase: str) -> None:
+    assert action(qualname) == phrase
 
 
 def test_fit_cuts_at_sentence_boundaries_and_snippet_rejects_partial_statements() -> None:
