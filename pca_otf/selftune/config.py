@@ -34,9 +34,7 @@ class VerifyConfig:
     min_words: int = 8  # ... and one with fewer words besides its citations (an empty or echo answer)
     run_tests: bool = True  # false: test verification is skipped and recorded as "disabled"
     exclude_tests: list[str] = field(default_factory=list)  # pytest-id globs never run (need absent data)
-    count_forced_prefix: bool = (
-        True  # false: answer.cite_prefix's own citation does not count towards min_citations
-    )
+    count_forced_prefix: bool = True  # false: the cite_prefix citation does not count to min_citations
     check_content: bool = True  # reject echoes of the question and backticked names that do not exist
 
 

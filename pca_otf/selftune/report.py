@@ -54,13 +54,8 @@ def write_report(work_dir: Path, report: dict[str, Any]) -> tuple[Path, Path]:
     return js, md
 
 
-def _s(x: Any) -> str:
-    """Seconds and perplexities to 0.1, shares (0..1) to 0.001: 0.56 must not print as 0.6."""
-    if x is None:
-        return "-"
-    if isinstance(x, float):
-        return f"{x:.3f}" if 0 <= x <= 1 else f"{x:.1f}"
-    return str(x)
+def _s(x: Any, digits: int = 1) -> str:
+    return "-" if x is None else f"{x:.{digits}f}" if isinstance(x, float) else str(x)
 
 
 def render_markdown(rep: dict[str, Any]) -> str:
@@ -114,14 +109,15 @@ def render_markdown(rep: dict[str, Any]) -> str:
                 "| metric | before: base | before: adapter | after: adapter |", "|---|---|---|---|"]  # fmt: skip
         b, a = ev.get("before") or {}, ev.get("after") or {}
         base = b.get("base") or a.get("base") or {}  # the base model is the same before and after
-        for key in (
-            "exact_reference_accuracy",
-            "citation_validity",
-            "answers_with_citation",
-            "answer_perplexity",
+        # shares to 0.001 (0.56 must not print as 0.6), perplexity to 0.1
+        for key, digits in (
+            ("exact_reference_accuracy", 3),
+            ("citation_validity", 3),
+            ("answers_with_citation", 3),
+            ("answer_perplexity", 1),
         ):
-            out.append(f"| {key} | {_s(base.get(key))} | {_s((b.get('adapter') or {}).get(key))} | "
-                       f"{_s((a.get('adapter') or {}).get(key))} |")  # fmt: skip
+            cells = [base.get(key), (b.get("adapter") or {}).get(key), (a.get("adapter") or {}).get(key)]
+            out.append(f"| {key} | " + " | ".join(_s(c, digits) for c in cells) + " |")
         out.append(f"\n{ev.get('rows', 0)} held-out rows in `{ev.get('dataset', '-')}`.")
     out += ["", "## Time per stage (s)", ""]
     out += [f"- {k}: {_s(v)}" for k, v in rep["seconds"].items()]

@@ -77,7 +77,9 @@ def check_citations(
     """
     lines_of: dict[str, int | None] = {}
     found: list[dict] = []
+    own = 0  # citations the model wrote, after the forced prefix
     for m in CITATION.finditer(text):
+        own += m.start() >= counted_from
         path, start = m.group(1), int(m.group(2))
         end = int(m.group(3) or start)
         item = {"raw": m.group(0), "path": path, "start": start, "end": end, "ok": False, "reason": ""}
@@ -102,7 +104,6 @@ def check_citations(
     bad = [c for c in found if not c["ok"]]
     if bad:
         return CitationCheck(False, found, f"{len(bad)} bad citation(s): {bad[0]['raw']} {bad[0]['reason']}")
-    own = sum(1 for m in CITATION.finditer(text) if m.start() >= counted_from)
     if own < min_citations:
         forced = f" besides the forced prefix's {len(found) - own}" if own < len(found) else ""
         return CitationCheck(False, found, f"{own} citation(s){forced}, at least {min_citations} required")
