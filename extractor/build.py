@@ -8,13 +8,16 @@ so a failure never leaves a half-written graph behind.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import re
 import sqlite3
 import subprocess
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -219,8 +222,30 @@ def _package_mates(conn: sqlite3.Connection, changed: set[str]) -> set[str]:
     return mates - changed
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector (forked workers inherit the pause).
+
+    Extraction allocates millions of tuples, strings and Tree-sitter nodes, none of them in
+    reference cycles, and each full collection rescans all that are alive: about a tenth of a
+    full build's CPU time for nothing. Reference counting still frees everything as usual.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def extract(cfg: ExtractConfig, force_full: bool = False) -> BuildReport:
     """Index `cfg.repo` into `cfg.out_graph` and return what was done."""
+    with _gc_paused():
+        return _extract(cfg, force_full)
+
+
+def _extract(cfg: ExtractConfig, force_full: bool) -> BuildReport:
     t0 = time.perf_counter()
     root = Path(cfg.repo).expanduser()
     if not root.exists():
@@ -379,8 +404,11 @@ def _build_fresh(
         store.insert_unresolved(conn, batch)
         store.create_indexes(conn, ("nodes", "imports"))
 
-    resolution = resolve_facts(conn, parsed, root, workers, while_waiting=while_resolving)
-    store.insert_resolved(conn, batch, resolution.via, resolution.meta)
+    refs = store.ResolvedRefs(conn, batch)
+    resolution = resolve_facts(
+        conn, parsed, root, workers, while_waiting=while_resolving, on_progress=refs.add
+    )
+    store.merge_node_meta(conn, batch, resolution.meta)
     store.create_indexes(conn)
     report.resolved_files = len(parsed)
     report.references = resolution.stats

@@ -449,7 +449,9 @@ def _node_row(n: NodeFact, path: str, lang: str) -> tuple:
         n.hash,
         n.parent,
         n.owner,
-        json.dumps(n.meta, sort_keys=True) if n.meta else "{}",
+        # Compact, as SQLite's json functions write it: an incremental run rewrites meta_json
+        # through them, and a fresh build must store the same text.
+        json.dumps(n.meta, sort_keys=True, separators=(",", ":")) if n.meta else "{}",
     )
 
 

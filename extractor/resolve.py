@@ -22,7 +22,7 @@ import multiprocessing as mp
 import re
 import sqlite3
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -616,6 +616,12 @@ class Resolution:
     meta: dict[str, dict[str, object]]
 
 
+Progress = Callable[[list[tuple[str, int]], int], None]
+"""Told, in order, the `via` decided since its last call and how many of the files resolved
+(in their order) are now done: every reference of theirs has its `via` and every edge from
+them is written."""
+
+
 def resolve_files(
     conn: sqlite3.Connection,
     paths: list[str],
@@ -674,15 +680,18 @@ def resolve_facts(
     root: Path | None,
     workers: int = 1,
     while_waiting: Callable[[], None] | None = None,
+    on_progress: Progress | None = None,
 ) -> Resolution:
     """Resolve a fresh build from its parsed facts, before their nodes and refs are stored.
 
     Edges are written to `conn`; the refs' `via` (keyed by 1-based position in `facts` order,
     which is their rowid once stored) and the nodes' meta additions come back for the caller to
     store with the rows, which saves updating hundreds of thousands of rows afterwards. With
-    `workers` > 1 the second phase (calls, imports, tests) runs in that many forked processes,
-    and `while_waiting` (the caller's writes that need no resolution) runs meanwhile; it runs
-    in any case, before resolution returns, and must not touch the edges table.
+    `workers` > 1 the second phase (calls, imports, tests) runs in forked processes, and
+    `while_waiting` (the caller's writes that need no resolution) runs meanwhile; it runs in
+    any case, before resolution returns, and must not touch the edges table. `on_progress`
+    sees the `via` as they are decided, with how many files (in `facts` order) are done, so
+    the caller can store finished files' refs while later ones still resolve.
     """
     resolver = MemoryResolver.from_facts(conn, facts, root)
     ref_rows: dict[str, list[tuple]] = {}
@@ -694,7 +703,14 @@ def resolve_facts(
             rows.append((rowid, *r[1:]))
         ref_rows[fx.path] = rows
     return _resolve(
-        conn, resolver, [fx.path for fx in facts], {}, ref_rows, workers=workers, while_waiting=while_waiting
+        conn,
+        resolver,
+        [fx.path for fx in facts],
+        {},
+        ref_rows,
+        workers=workers,
+        while_waiting=while_waiting,
+        on_progress=on_progress,
     )
 
 
@@ -830,6 +846,7 @@ def _calls_imports_tests(
 # by fork, not pickled; only each part's results travel back.
 _FORKED: tuple | None = None
 _PARALLEL_MIN_REFS = 20_000  # below this, starting processes costs more than it saves
+_PARTS_PER_WORKER = 4
 _MEMORY_MIN_REFS = 10_000  # below this, lazy SQL reads cost less than reading the whole graph
 
 
@@ -863,7 +880,12 @@ def _phase_two(
     partial: dict[str, set[str]],
     workers: int,
     while_waiting: Callable[[], None] | None = None,
-) -> _Part:
+) -> Iterator[tuple[int, _Part]]:
+    """The second phase's results part by part, in file order: (files of `every` done, part).
+
+    In parallel, there are several parts per worker, so that the caller stores one part's
+    results while the workers resolve the next ones, instead of all of them at the end.
+    """
     refs = {p: len(rows) for p, rows in ref_rows.items()}
     if (
         workers <= 1
@@ -873,30 +895,26 @@ def _phase_two(
     ):
         if while_waiting is not None:
             while_waiting()
-        return _calls_imports_tests(resolver, every, import_paths, langs, ref_rows, path_set, partial)
+        yield (
+            len(every),
+            _calls_imports_tests(resolver, every, import_paths, langs, ref_rows, path_set, partial),
+        )
+        return
     global _FORKED
-    ref_parts = _split(every, refs, workers)
-    import_parts = _split(import_paths, {}, workers)
+    parts = workers * _PARTS_PER_WORKER
+    bounds = [
+        (*r, *i) for r, i in zip(_split(every, refs, parts), _split(import_paths, {}, parts), strict=True)
+    ]
     _FORKED = (resolver, every, import_paths, langs, ref_rows, path_set, partial)
     try:
         with mp.get_context("fork").Pool(workers) as pool:
-            pending = pool.map_async(
-                _forked_part, [(*r, *i) for r, i in zip(ref_parts, import_parts, strict=True)], chunksize=1
-            )
+            pending = pool.imap(_forked_part, bounds, chunksize=1)
             if while_waiting is not None:
                 while_waiting()
-            parts = pending.get()
+            for (_, done, _, _), part in zip(bounds, pending, strict=True):
+                yield done, part
     finally:
         _FORKED = None
-    # Edges keep a single pass's order: calls/throws of all files, then imports, then tests.
-    out = _Part()
-    for kinds in ({"calls", "throws"}, {"imports", "depends_on"}, {"tests"}):
-        for part in parts:
-            out.edges.extend(e for e in part.edges if e[2] in kinds)
-    for part in parts:
-        part.edges = []
-        out.merge(part)
-    return out
 
 
 def _resolve(
@@ -908,6 +926,7 @@ def _resolve(
     imports_of: list[str] | None = None,
     workers: int = 1,
     while_waiting: Callable[[], None] | None = None,
+    on_progress: Progress | None = None,
 ) -> Resolution:
     path_set = set(paths)
     every = [*paths, *sorted(partial)]
@@ -928,13 +947,17 @@ def _resolve(
     _resolve_refs(resolver, every, langs, ref_rows, {"extends", "implements"}, first)
     _write(conn, first.edges)
     first.edges = []
+    if on_progress is not None:
+        on_progress(first.via, 0)
     resolver.forget_bases()
-    second = _phase_two(
+    for done, part in _phase_two(
         resolver, every, import_paths, langs, ref_rows, path_set, partial, workers, while_waiting
-    )
-    _write(conn, second.edges)
-    second.edges = []
-    first.merge(second)
+    ):
+        _write(conn, part.edges)
+        part.edges = []
+        if on_progress is not None:
+            on_progress(part.via, done)
+        first.merge(part)
     meta: dict[str, dict[str, object]] = defaultdict(dict)
     for src, names_ in first.raises.items():
         meta[src]["raises"] = sorted(names_)

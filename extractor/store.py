@@ -97,8 +97,7 @@ def insert_facts(conn: sqlite3.Connection, batch: Iterable[tuple[FileFacts, int]
     workers, so this is one `executemany` per table for the whole batch.
     """
     batch = list(batch)
-    _insert_files_imports(conn, batch)
-    conn.executemany(NODE_INSERT, [row for f, _ in batch for row in f.nodes])
+    insert_unresolved(conn, batch)
     conn.executemany("INSERT INTO refs VALUES(?,?,?,?,?,?, '')", [row for f, _ in batch for row in f.refs])
 
 
@@ -106,56 +105,63 @@ NODE_INSERT = "INSERT OR REPLACE INTO nodes VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 CLEAR_RESOLVED_META = "json_remove(meta_json, '$.raises', '$.external_bases', '$.ambiguous')"
 
 
-def _insert_files_imports(conn: sqlite3.Connection, batch: list[tuple[FileFacts, int]]) -> None:
+def insert_unresolved(conn: sqlite3.Connection, batch: list[tuple[FileFacts, int]]) -> None:
+    """Files, imports and nodes: what needs no resolution (a fresh build stores it while
+    resolution runs). A parsed node's meta_json holds none of resolution's keys yet."""
     conn.executemany(
         "INSERT OR REPLACE INTO files VALUES(?,?,?,?,?,?,?)",
         [(f.path, f.sha256, f.bytes, f.lang, mtime, f.lines, f.parse_errors) for f, mtime in batch],
     )
     conn.executemany("INSERT INTO imports VALUES(?,?,?,?,?,?)", [row for f, _ in batch for row in f.imports])
+    conn.executemany(NODE_INSERT, [row for f, _ in batch for row in f.nodes])
 
 
-def insert_unresolved(conn: sqlite3.Connection, batch: list[tuple[FileFacts, int]]) -> None:
-    """A fresh build's first half of `insert_facts`, done while resolution runs: files, imports
-    and nodes, whose meta_json is stored as resolution leaves an unchanged node's (cleared of
-    resolution's keys by SQLite, which also minifies it: an incremental run writes it so)."""
-    _insert_files_imports(conn, batch)
-    clear = "SELECT " + CLEAR_RESOLVED_META.replace("meta_json", "?")
-    conn.executemany(
-        NODE_INSERT,
-        [
-            row if row[13] == "{}" else (*row[:13], conn.execute(clear, (row[13],)).fetchone()[0])
-            for f, _ in batch
-            for row in f.nodes
-        ],
-    )
+class ResolvedRefs:
+    """A fresh build's refs, stored file by file as resolution finishes them, each with how it
+    resolved; the n-th reference of the batch gets rowid n (resolution keys `via` by it).
+
+    Called as `resolve.Progress`: storing the first files' refs while resolution works on the
+    later ones saves doing it all after resolution ends.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, batch: list[tuple[FileFacts, int]]) -> None:
+        if conn.execute("SELECT 1 FROM refs LIMIT 1").fetchone() is not None:
+            raise ValueError("ResolvedRefs needs an empty refs table")
+        self._conn = conn
+        self._facts = [f for f, _ in batch]
+        self._how = [""] * sum(len(f.refs) for f in self._facts)
+        self._files_done = self._refs_done = 0
+
+    def add(self, via: list[tuple[str, int]], files_done: int) -> None:
+        """Record `via` ((via, rowid) pairs) and store the refs of files up to `files_done`."""
+        how = self._how
+        for v, rowid in via:
+            how[rowid - 1] = v
+        rows = []
+        n = self._refs_done
+        for f in self._facts[self._files_done : files_done]:
+            for row in f.refs:
+                rows.append((n + 1, *row, how[n]))
+                n += 1
+        self._conn.executemany(
+            "INSERT INTO refs(rowid, path, src_id, kind, name, receiver, line, via) VALUES(?,?,?,?,?,?,?,?)",
+            rows,
+        )
+        self._files_done, self._refs_done = max(self._files_done, files_done), n
 
 
-def insert_resolved(
-    conn: sqlite3.Connection,
-    batch: list[tuple[FileFacts, int]],
-    via: list[tuple[str, int]],
-    meta: dict[str, dict[str, object]],
+def merge_node_meta(
+    conn: sqlite3.Connection, batch: list[tuple[FileFacts, int]], meta: dict[str, dict[str, object]]
 ) -> None:
-    """A fresh build's second half: refs with how each resolved (`via`: (via, n) for the n-th
-    reference of the batch, its rowid in the still empty refs table) and the keys resolution
-    adds to nodes' meta_json (node id -> keys)."""
-    if conn.execute("SELECT 1 FROM refs LIMIT 1").fetchone() is not None:
-        raise ValueError("insert_resolved needs an empty refs table")
-    refs = [row for f, _ in batch for row in f.refs]
-    how = [""] * len(refs)
-    for v, rowid in via:
-        how[rowid - 1] = v
-    conn.executemany(
-        "INSERT INTO refs(rowid, path, src_id, kind, name, receiver, line, via) VALUES(?,?,?,?,?,?,?,?)",
-        [(i, *row, v) for i, (row, v) in enumerate(zip(refs, how, strict=True), 1)],
-    )
+    """Add the keys resolution decided (node id -> keys) to the meta_json of the batch's stored nodes."""
     updates = []
-    for node_id, keys in meta.items():
-        row = conn.execute("SELECT meta_json FROM nodes WHERE id = ?", (node_id,)).fetchone()
-        if row is not None:
-            merged = json.loads(row[0])
-            merged.update(keys)
-            updates.append((json.dumps(merged, sort_keys=True), node_id))
+    for f, _ in batch:
+        for row in f.nodes:
+            keys = meta.get(row[0])
+            if keys is not None:
+                merged = json.loads(row[13])
+                merged.update(keys)
+                updates.append((json.dumps(merged, sort_keys=True), row[0]))
     conn.executemany("UPDATE nodes SET meta_json = ? WHERE id = ?", updates)
 
 
