@@ -10,6 +10,10 @@ indexed), and every measurement below uses exactly the files it lists.
 Throughput, with the same files and the same number of worker processes for every step:
   (a) raw: read each file and `Parser(grammar(lang)).parse(bytes)`, nothing else, in a process
       pool chunked like the extractor's (pool start-up included, as it is in (b));
+  (a2) parse + query: (a), then run the language's query over the tree (Tree-sitter's C
+      matcher, which builds the capture objects) and do nothing with the matches. Every
+      extraction needs this pass, so raw / (a2) bounds what (b) can reach: full extraction
+      adds fact building, resolution and storage on top;
   (b) full: `extract(cfg, force_full=True)` into a fresh graph (parse, query, store, resolve);
   (c) unchanged: `extract(cfg)` again, nothing changed;
   (d) one changed: append a function to one mid-size module (the median-size file outside test
@@ -55,7 +59,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from tree_sitter import Parser
+from tree_sitter import Parser, QueryCursor
 
 from extractor import build, languages
 from extractor.build import extract
@@ -136,10 +140,12 @@ def _parser(lang: str) -> Parser:
     return Parser(languages.grammar(lang))
 
 
-def _raw_parse(job: tuple[str, str, str]) -> int:
-    root, path, lang = job
+def _raw_parse(job: tuple[str, str, str, bool]) -> int:
+    root, path, lang, query = job
     source = Path(root, path).read_bytes()
-    _parser(lang).parse(source)
+    tree = _parser(lang).parse(source)
+    if query:
+        QueryCursor(languages.query(lang)).matches(tree.root_node)
     return len(source)
 
 
@@ -149,11 +155,13 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def raw_parse(root: Path, files: list[SourceFile], workers: int) -> float:
-    """Seconds to read and Tree-sitter-parse every file, pooled and chunked like `build._parse_all`."""
-    jobs = [(str(root), f.path, f.lang) for f in files]
+def raw_parse(root: Path, files: list[SourceFile], workers: int, query: bool = False) -> float:
+    """Seconds to read and Tree-sitter-parse every file (and run the query over it, with
+    `query`), pooled and chunked like `build._parse_all`."""
+    jobs = [(str(root), f.path, f.lang, query) for f in files]
     for lang in {f.lang for f in files}:
-        _parser(lang)  # load the grammar before the workers fork, as the extractor does
+        _parser(lang)  # load the grammar and query before the workers fork, as the extractor does
+        languages.query(lang)
     t0 = time.perf_counter()
     if len(jobs) <= build._IN_PROCESS_MAX or workers == 1:
         sum(map(_raw_parse, jobs))
@@ -206,9 +214,11 @@ def measure(lang: str, repo: Path, graph: Path, workers: int, label: str) -> Thr
     c0 = cpu_seconds()
     raw_s = raw_parse(repo.resolve(), files, workers)
     c1 = cpu_seconds()
-    full = extract(cfg, force_full=True)
+    query_s = raw_parse(repo.resolve(), files, workers, query=True)
     c2 = cpu_seconds()
-    cpu["raw"], cpu["full"] = c1 - c0, c2 - c1
+    full = extract(cfg, force_full=True)
+    c3 = cpu_seconds()
+    cpu["raw"], cpu["query"], cpu["full"] = c1 - c0, c2 - c1, c3 - c2
     with closing(sqlite3.connect(graph)) as conn:
         graph_defs = conn.execute(
             "SELECT path, qualname, type, start_line FROM nodes WHERE type IN ('class', 'function', 'method')"
@@ -250,6 +260,7 @@ def measure(lang: str, repo: Path, graph: Path, workers: int, label: str) -> Thr
 
     rows = [
         row("(a) raw parse", raw_s, cpu["raw"], "read + Parser.parse only"),
+        row("(a2) parse + query", query_s, cpu["query"], "(a) + QueryCursor.matches, matches unused"),
         row(
             "(b) full extraction",
             full.seconds,
@@ -279,6 +290,11 @@ def measure(lang: str, repo: Path, graph: Path, workers: int, label: str) -> Thr
     )
     ratio_full = raw_s / full.seconds  # throughput ratio = inverse time ratio on the same files
     ratio_unchanged = unchanged.seconds / full.seconds
+    print(
+        f"{lang} ceiling: (a2) alone reaches {100 * raw_s / query_s:.1f} % of raw throughput "
+        f"({100 * cpu['raw'] / cpu['query']:.1f} % by CPU time); full extraction builds facts, "
+        "resolves and stores on top of it"
+    )
     print(
         f"{lang} by CPU time: full/raw throughput {100 * cpu['raw'] / cpu['full']:.1f} %, "
         f"unchanged/full {100 * cpu['unchanged'] / cpu['full']:.2f} %, one changed file {cpu['one']:.3f} cpu-s"
@@ -312,6 +328,8 @@ def measure(lang: str, repo: Path, graph: Path, workers: int, label: str) -> Thr
         "mb": round(mb, 2),
         "workers": workers,
         "raw_s": raw_s,
+        "parse_query_s": query_s,
+        "ceiling_vs_raw": raw_s / query_s,
         "full_s": full.seconds,
         "unchanged_s": unchanged.seconds,
         "one_changed_s": one.seconds,
