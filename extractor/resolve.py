@@ -34,6 +34,7 @@ from extractor.parse import CLASS_LIKE, FileFacts
 
 MAX_CANDIDATES = 5
 CALLABLE = ("function", "method", "class", "struct", "interface", "enum", "trait")
+_CALLABLE_SET = frozenset(CALLABLE)
 _MAX_REEXPORT_DEPTH = 4
 _GO_RECEIVER = re.compile(r"func\s*\(\s*(\w+)")
 # Receivers that name a language's built-in types (`ValueError.__init__`, `str.join`): never repo code.
@@ -308,7 +309,7 @@ class Resolver:
     ) -> tuple[list[Node], str]:
         """Targets of one reference and how they were found (scope/import/global/external/none)."""
         spec = languages.LANGUAGES[lang]
-        want = CLASS_LIKE if kind in ("extends", "implements", "throws") else set(CALLABLE)
+        want = CLASS_LIKE if kind in ("extends", "implements", "throws") else _CALLABLE_SET
         src = self.node(src_id) if "::" in src_id else None
 
         family = FAMILIES[lang]

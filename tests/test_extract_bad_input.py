@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sqlite3
 import subprocess
@@ -121,6 +122,7 @@ def test_failed_full_build_leaves_no_graph(
         extract(ExtractConfig(repo=str(repo), out_graph=str(graph_path), languages=["python"], workers=1))
     assert not graph_path.exists()
     assert list(graph_path.parent.glob(".graph.sqlite.tmp-*")) == []
+    assert gc.isenabled(), "the garbage collector stays paused after a failed build"
 
 
 def test_gitignore_and_exclude_are_respected(tmp_path: Path, graph_path: Path) -> None:
