@@ -885,7 +885,9 @@ def _phase_two(
     """The second phase's results part by part, in file order: (files of `every` done, part).
 
     In parallel, there are several parts per worker, so that the caller stores one part's
-    results while the workers resolve the next ones, instead of all of them at the end.
+    results while the workers resolve the next ones, instead of all of them at the end. The
+    order edges are written in does not change the graph: edges that collide on (src, dst,
+    kind) leave from one node, so they come from one part, in a single pass's order.
     """
     refs = {p: len(rows) for p, rows in ref_rows.items()}
     if (
