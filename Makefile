@@ -1,6 +1,6 @@
 # nanodex: every stage is a target; every target is one line that calls `python -m <package>`.
 # Variables (override on the command line): REPO CONFIG GRAPH BASE DATASET OUT ADAPTER QUESTION ENDPOINT
-#   PORT HOST MODEL PCA BANK EVALSET RESUME ALL INCLUDE_DEPS JSON STREAM VERBOSE
+#   PORT HOST MODEL PCA BANK EVALSET RESUME ALL INCLUDE_DEPS JSON STREAM VERBOSE COVERAGE
 
 VENV     ?= .venv
 PY       := $(VENV)/bin/python
@@ -11,6 +11,7 @@ CONFIG   ?=
 FORMAT   ?= jsonl
 JSON     ?=
 VERBOSE  ?=
+COVERAGE ?=
 BASE     ?= embedded:smollm2-135m
 DATASET  ?= dataset/train.jsonl
 ADAPTER  ?= models/nanodex-lora
@@ -52,7 +53,7 @@ grammars: setup
 	$(PY) -m extractor.grammars --config $(call cfg,extract)
 
 extract: setup
-	$(PY) -m extractor --config $(call cfg,extract) --repo $(REPO) --out $(GRAPH) $(if $(VERBOSE),--verbose)
+	$(PY) -m extractor --config $(call cfg,extract) --repo $(REPO) --out $(GRAPH) $(if $(COVERAGE),--coverage-json $(COVERAGE)) $(if $(VERBOSE),--verbose)
 
 graph-inspect: setup
 	$(PY) -m extractor.inspect --graph $(GRAPH) $(if $(JSON),--json)

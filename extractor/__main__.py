@@ -21,6 +21,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", "--graph", dest="out", help="graph database to write (overrides `out_graph`)")
     ap.add_argument("--languages", help="comma-separated languages (overrides `languages`)")
     ap.add_argument("--workers", type=int, help="parse processes (0 = one per core)")
+    ap.add_argument(
+        "--coverage-json",
+        help="coverage.py JSON report (`coverage json`) to mark covered nodes (overrides `coverage_json`)",
+    )
     ap.add_argument("--full", action="store_true", help="ignore the previous run and rebuild from scratch")
     ap.add_argument("--json", action="store_true", help="print the run report as JSON")
     ap.add_argument("-v", "--verbose", action="store_true", help="list skipped files and debug logs")
@@ -34,6 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "out_graph": args.out,
             "languages": args.languages.split(",") if args.languages else None,
             "workers": args.workers,
+            "coverage_json": args.coverage_json,
         },
     )
     report = extract(cfg, force_full=args.full)

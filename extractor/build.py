@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from extractor import languages, store
+from extractor import coverage, languages, store
 from extractor.config import ExtractConfig
 from extractor.modules import ModuleIndex
 from extractor.parse import NODE_NAME, NODE_TYPE, FileFacts, parse_file
@@ -47,16 +47,23 @@ class BuildReport:
     parse_errors: int = 0
     files_with_errors: int = 0
     references: dict[str, int] = field(default_factory=dict)
+    coverage: dict[str, object] = field(default_factory=dict)  # report, files matched, nodes with a row
     seconds: float = 0.0
     full: bool = False
 
     def summary(self) -> str:
         refs = ", ".join(f"{k} {v}" for k, v in sorted(self.references.items()))
+        cov = (
+            f"coverage of {self.coverage['nodes']} nodes in {self.coverage['files']} files from "
+            f"{self.coverage['report']}; "
+            if self.coverage
+            else ""
+        )
         return (
             f"{self.files} files: {self.parsed} parsed, {self.unchanged} unchanged, {self.deleted} deleted, "
             f"{len(self.skipped)} skipped; {self.parse_errors} parse errors in {self.files_with_errors} files; "
             f"{self.resolved_files} files + {self.resolved_nodes} nodes resolved ({refs or 'no references'}); "
-            f"{self.seconds:.2f}s"
+            f"{cov}{self.seconds:.2f}s"
         )
 
 
@@ -276,6 +283,7 @@ def _extract(cfg: ExtractConfig, force_full: bool) -> BuildReport:
             f"no source files of {', '.join(langs)} found in {root}{reason}",
             "point REPO= at a repository with code, or adjust languages/exclude in the extract config",
         )
+    cov = coverage.load_report(cfg.coverage_json, root) if cfg.coverage_json else None
     out = Path(cfg.out_graph)
     fingerprint = _fingerprint(cfg, root, langs)
     workers = cfg.workers or os.cpu_count() or 1
@@ -285,7 +293,7 @@ def _extract(cfg: ExtractConfig, force_full: bool) -> BuildReport:
         if store.get_meta(conn, "fingerprint") == fingerprint:
             try:
                 report = _update(conn, root, walked.files, workers)
-                _finish(conn, report, walked.skipped, root, fingerprint)
+                _finish(conn, report, walked.skipped, root, fingerprint, cov)
                 conn.commit()
             except BaseException:
                 conn.rollback()
@@ -302,7 +310,7 @@ def _extract(cfg: ExtractConfig, force_full: bool) -> BuildReport:
         try:
             report = _update(conn, root, walked.files, workers, fresh=True)
             report.full = True
-            _finish(conn, report, walked.skipped, root, fingerprint)
+            _finish(conn, report, walked.skipped, root, fingerprint, cov)
             conn.commit()
             conn.execute("PRAGMA journal_mode=DELETE")  # a single file to rename
         finally:
@@ -415,7 +423,12 @@ def _build_fresh(
 
 
 def _finish(
-    conn: sqlite3.Connection, report: BuildReport, skipped: dict[str, str], root: Path, fingerprint: dict
+    conn: sqlite3.Connection,
+    report: BuildReport,
+    skipped: dict[str, str],
+    root: Path,
+    fingerprint: dict,
+    cov: coverage.CoverageReport | None,
 ) -> None:
     """Record what was skipped and the run's settings. A run that changed nothing writes
     nothing (no transaction to commit, no WAL to checkpoint, `updated_at` kept, so later stages
@@ -426,6 +439,7 @@ def _finish(
         conn.executemany("INSERT INTO skipped VALUES(?, ?)", sorted(skipped.items()))
         changed = True
     report.skipped = skipped
+    changed = _sync_coverage(conn, cov, changed, report) or changed
     report.parse_errors, report.files_with_errors = conn.execute(
         "SELECT COALESCE(SUM(parse_errors), 0), COALESCE(SUM(parse_errors > 0), 0) FROM files"
     ).fetchone()
@@ -435,3 +449,32 @@ def _finish(
             changed = True
     if changed:
         store.set_meta(conn, "updated_at", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+
+
+def _sync_coverage(
+    conn: sqlite3.Connection, cov: coverage.CoverageReport | None, graph_changed: bool, report: BuildReport
+) -> bool:
+    """Keep the coverage table in step with the report: re-applied when the graph or the report
+    changed, emptied when the config no longer names one. Returns whether it wrote."""
+    stamp = {"report": cov.source, "sha256": cov.sha256} if cov is not None else None
+    wrote = graph_changed or store.get_meta(conn, "coverage") != stamp
+    if wrote:
+        if cov is None:
+            conn.execute("DELETE FROM coverage")
+            conn.execute("DELETE FROM meta WHERE key = 'coverage'")
+        else:
+            coverage.apply(conn, cov)
+            store.set_meta(conn, "coverage", stamp)
+    if cov is not None:
+        nodes, files = conn.execute("SELECT COUNT(*), COUNT(DISTINCT path) FROM coverage").fetchone()
+        report.coverage = {
+            "report": cov.source,
+            "files": files,
+            "nodes": nodes,
+            "outside_repo": len(cov.outside),
+        }
+        if cov.outside and wrote:
+            log.warning(
+                "coverage report %s: %d files outside the repository ignored", cov.source, len(cov.outside)
+            )
+    return wrote

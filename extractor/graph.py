@@ -120,6 +120,18 @@ class Graph:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return json.loads(row[0]) if row else default
 
+    def coverage(self, path: str) -> dict[str, float]:
+        """Measured test coverage of a file's nodes: node id -> share of the statements in its body
+        that ran, from the coverage.py report the extract config names (`coverage_json`); empty
+        when there was none (or the graph predates the coverage table)."""
+        try:
+            rows = self.conn.execute(
+                "SELECT node_id, statements, executed FROM coverage WHERE path = ?", (path,)
+            ).fetchall()
+        except sqlite3.OperationalError:
+            return {}
+        return {node_id: executed / statements for node_id, statements, executed in rows}
+
     # ---- relations -------------------------------------------------------------------------
     def _related(self, node_id: str, kind: str, outgoing: bool) -> list[GraphNode]:
         a, b = ("src_id", "dst_id") if outgoing else ("dst_id", "src_id")

@@ -28,7 +28,19 @@ def summarize(graph: Graph) -> dict:
         "files_with_parse_errors": q("SELECT COUNT(*) FROM files WHERE parse_errors > 0").fetchone()[0],
         "skipped_files": q("SELECT COUNT(*) FROM skipped").fetchone()[0],
         "skipped_by_reason": dict(q("SELECT reason, COUNT(*) FROM skipped GROUP BY reason ORDER BY reason")),
+        "coverage": _coverage(graph),
     }
+
+
+def _coverage(graph: Graph) -> dict:
+    """The coverage.py report the graph carries, if any: nodes measured and how many of them ran."""
+    report = graph.meta("coverage")
+    if not report:
+        return {}
+    nodes, ran = graph.conn.execute(
+        "SELECT COUNT(*), COALESCE(SUM(executed > 0), 0) FROM coverage"
+    ).fetchone()
+    return {"report": report["report"], "nodes": nodes, "nodes_run": ran}
 
 
 def _table(title: str, counts: dict) -> list[str]:
@@ -68,6 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "references by resolution", info["references_by_resolution"]
     )
     out.append(f"parse errors: {info['parse_errors']} in {info['files_with_parse_errors']} files")
+    if info["coverage"]:
+        cov = info["coverage"]
+        out.append(f"coverage: {cov['nodes_run']} of {cov['nodes']} measured nodes ran ({cov['report']})")
     out.append(f"skipped files: {info['skipped_files']}")
     out += [f"  {k:<40} {v:>6}" for k, v in info["skipped_by_reason"].items()]
     for key in ("skipped", "parse_error_files"):

@@ -1,7 +1,8 @@
 """Curriculum: the order in which modules are self-tuned.
 
 Modules that can be verified best come first: those with mapped tests, then those whose
-functions are covered by tests, then those many other modules call (a high in-degree means
+functions are covered by tests (a mapped test, or lines run in the coverage.py report the graph
+was built with), then those many other modules call (a high in-degree means
 more of the program depends on the model knowing them). A run cut short (time, --max-modules)
 has then spent its effort where verification is strongest and knowledge matters most.
 """
@@ -19,7 +20,7 @@ SYMBOL_TYPES = ("function", "method", "class")
 class ModuleRank:
     path: str
     tests: int  # distinct test functions mapped to the module's symbols
-    coverage: float  # share of its functions/methods with at least one mapped test
+    coverage: float  # share of its functions/methods with a mapped test or measured as run
     centrality: int  # calls into the module from other modules
 
     def key(self) -> tuple:
@@ -50,7 +51,8 @@ def rank_module(graph: Graph, path: str) -> ModuleRank:
         "WHERE e.kind = 'calls' AND d.path = ? AND s.path != ?",
         (path, path),
     ).fetchone()[0]
-    coverage = len(tested & set(funcs)) / len(funcs) if funcs else 0.0
+    ran = {node_id for node_id, share in graph.coverage(path).items() if share > 0}
+    coverage = len((tested | ran) & set(funcs)) / len(funcs) if funcs else 0.0
     return ModuleRank(path, tests, coverage, centrality)
 
 
