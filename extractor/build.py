@@ -467,14 +467,21 @@ def _sync_coverage(
             store.set_meta(conn, "coverage", stamp)
     if cov is not None:
         nodes, files = conn.execute("SELECT COUNT(*), COUNT(DISTINCT path) FROM coverage").fetchone()
+        not_indexed = coverage.not_indexed(conn, cov)
         report.coverage = {
             "report": cov.source,
             "files": files,
             "nodes": nodes,
             "outside_repo": len(cov.outside),
+            "not_indexed": len(not_indexed),
         }
-        if cov.outside and wrote:
+        if wrote and (cov.outside or not_indexed):
             log.warning(
-                "coverage report %s: %d files outside the repository ignored", cov.source, len(cov.outside)
+                "coverage report %s: %d files outside the repository and %d not in the graph ignored "
+                "(e.g. %s); paths are read relative to the repository root",
+                cov.source,
+                len(cov.outside),
+                len(not_indexed),
+                (cov.outside + not_indexed)[0],
             )
     return wrote

@@ -91,6 +91,13 @@ def _repo_path(name: str, root: Path) -> str | None:
     return "/".join(parts) if parts and ".." not in parts else None
 
 
+def not_indexed(conn: sqlite3.Connection, report: CoverageReport) -> list[str]:
+    """The report's repo paths that are no file of the graph (excluded, not Python, or measured
+    from another folder than the repository root)."""
+    indexed = {p for (p,) in conn.execute("SELECT path FROM files")}
+    return sorted(p for p in report.files if p not in indexed)
+
+
 def apply(conn: sqlite3.Connection, report: CoverageReport) -> int:
     """Replace the graph's coverage rows with `report`'s; returns how many nodes got one."""
     conn.execute("DELETE FROM coverage")

@@ -85,14 +85,15 @@ def test_report_change_and_removal_are_applied(repo: Path, graph_path: Path) -> 
     assert _rows(graph_path) == {}
 
 
-def test_outside_files_are_counted_not_matched(repo: Path, graph_path: Path, tmp_path: Path) -> None:
+def test_unmatched_files_are_counted(repo: Path, graph_path: Path, tmp_path: Path) -> None:
     data = json.loads((repo / "coverage.json").read_text())
     data["files"]["/elsewhere/lib.py"] = data["files"][SHAPES]
     data["files"][str(repo / SHAPES)] = data["files"].pop(SHAPES)  # absolute inside: matched
+    data["files"]["lib/vendored.py"] = data["files"]["pkg/__init__.py"]  # relative, not in the graph
     cov = tmp_path / "cov.json"
     cov.write_text(json.dumps(data))
     report = build_graph(repo, graph_path, ["python"], coverage_json=str(cov))
-    assert report.coverage["outside_repo"] == 1
+    assert report.coverage["outside_repo"] == 1 and report.coverage["not_indexed"] == 1
     assert f"{SHAPES}::never_called" in _rows(graph_path)
 
 
