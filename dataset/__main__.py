@@ -44,6 +44,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument(
         "--endpoint", help="OpenAI-compatible URL: reword prompts with it (overrides llm.endpoint)"
     )
+    ap.add_argument(
+        "--context-share",
+        type=float,
+        help="share of rows whose prompt shows labelled code, as `make query` sends it (overrides context.share)",
+    )
     ap.add_argument("--json", action="store_true", help="print the stats as JSON")
     ap.add_argument("-v", "--verbose", action="store_true", help="debug logs")
     args = ap.parse_args(argv)
@@ -68,6 +73,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         setattr(cfg.counts, kind, n)
     if args.endpoint:
         cfg.llm.endpoint = args.endpoint
+    if args.context_share is not None:
+        if not 0 <= args.context_share <= 1:
+            raise NanodexError(f"--context-share {args.context_share} is outside [0, 1]", "use e.g. 0.3")
+        cfg.context.share = args.context_share
     paraphraser = Paraphraser(cfg.llm) if cfg.llm.endpoint else None
     stats = build_dataset(cfg, paraphraser)
     if args.json:

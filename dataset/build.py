@@ -18,6 +18,7 @@ from brain.config import BrainConfig, SearchConfig
 from brain.search import Searcher
 from dataset.compose import citations_of, fit
 from dataset.config import KINDS, DatasetConfig
+from dataset.context import ContextMaker
 from dataset.facts import Aspect, FactBuilder
 from dataset.knowledge import Knowledge, load_knowledge
 from dataset.negatives import NegativeMaker
@@ -187,6 +188,7 @@ def build_dataset(cfg: DatasetConfig, paraphraser: object | None = None) -> dict
             raise NanodexError(
                 "the dataset has no training rows", "check the brain nodes (`make brain`) and counts"
             )
+        context = _add_context(k, cfg, train, evals)
         stats = summarize(
             train,
             evals,
@@ -201,6 +203,7 @@ def build_dataset(cfg: DatasetConfig, paraphraser: object | None = None) -> dict
                     "ambiguous_prompts": ambiguous,
                 },
                 "llm_paraphrase": {"reworded": reworded, "rejected": rejected},
+                "context": context,
                 "inputs": {"graph": cfg.graph, "nodes_dir": cfg.nodes_dir, "brain_nodes": len(k.brain)},
                 "outputs": {"train": cfg.out_jsonl, "eval": cfg.eval_jsonl},
                 "config": asdict(cfg),
@@ -212,6 +215,20 @@ def build_dataset(cfg: DatasetConfig, paraphraser: object | None = None) -> dict
     _write_jsonl(cfg.eval_jsonl, evals)
     atomic_write_text(cfg.stats_json, json.dumps(stats, indent=1, sort_keys=True) + "\n")
     return stats
+
+
+def _add_context(
+    k: Knowledge, cfg: DatasetConfig, train: list[dict[str, Any]], evals: list[dict[str, Any]]
+) -> dict[str, int]:
+    """Code context for `context.share` of the rows (after the split: held-out rows get what
+    search retrieves, training rows the code they cite); counts of what was done."""
+    if cfg.context.share <= 0:
+        return {}
+    with _searcher(cfg) as searcher:
+        maker = ContextMaker(k.graph, searcher, cfg.context, cfg.seed)
+        maker.add(train, held_out=False)
+        maker.add(evals, held_out=True)
+    return maker.counts
 
 
 def _reword(rows: list[dict[str, Any]], cfg: DatasetConfig, paraphraser: Any) -> tuple[int, int]:

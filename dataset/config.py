@@ -41,6 +41,20 @@ class LLMParaphraseConfig:
 
 
 @dataclass
+class ContextConfig:
+    """Code context in the rows' prompts (RAFT-style, see dataset/context.py); off at share 0.
+
+    Rows with context are ~5x longer: train them with max_seq_len >= 1024 (and on a CPU a
+    smaller batch), else the trainer truncates them."""
+
+    share: float = 0.0  # share of train and eval rows (seeded) that show code
+    tokens: int = 600  # budget of the code shown (estimated at 3 bytes per token)
+    max_block_lines: int = 30  # a longer cited span is cut, and its citation follows the cut
+    distractors: int = 2  # blocks search finds for the question, shown beside the cited code
+    search_k: int = 5  # search hits considered (held-out rows show only these, as `make query` does)
+
+
+@dataclass
 class DatasetConfig:
     """Keys of config/dataset.yaml; command-line flags override them."""
 
@@ -59,3 +73,4 @@ class DatasetConfig:
     eval_jsonl: str = str(DEFAULT_EVAL_JSONL)
     stats_json: str = "dataset/stats.json"
     llm: LLMParaphraseConfig = field(default_factory=LLMParaphraseConfig)
+    context: ContextConfig = field(default_factory=ContextConfig)

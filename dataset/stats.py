@@ -99,6 +99,12 @@ def report(stats: dict[str, Any]) -> str:
     lines.append(
         f"leakage eval->train: facts {lk['facts']}, prompts {lk['prompts']}, answers {lk['answers']}"
     )
+    ctx = stats.get("context")
+    if ctx:
+        lines.append(
+            f"code context: train {ctx['train']} rows, eval {ctx['eval']} rows "
+            f"({ctx['cited_code_too_long']} kept the bare question: cited code over the budget)"
+        )
     for reason in stats.get("shortfalls", {}).values():
         lines.append(f"short: {reason}")
     return "\n".join(lines)

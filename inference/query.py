@@ -23,20 +23,16 @@ from collections.abc import Callable, Sequence  # noqa: E402
 from dataclasses import dataclass, field, fields, replace  # noqa: E402
 from typing import Any  # noqa: E402
 
+from brain.context import Block, pack_blocks, user_turn  # noqa: E402
 from extractor.graph import Graph  # noqa: E402
 from inference.citations import Citation, check_citations, find_citations, mark_unresolved  # noqa: E402
 from inference.client import ChatClient  # noqa: E402
 from inference.config import QueryConfig, ServeFile  # noqa: E402
-from inference.context import Block, pack_blocks, render_context  # noqa: E402
 from nanodex.config import load_config  # noqa: E402
 from nanodex.errors import NanodexError, run_main  # noqa: E402
 from nanodex.log import get_logger, setup_logging  # noqa: E402
 
 log = get_logger("inference.query")
-INSTRUCTION = (
-    "Answer the question about this codebase using the code below. Cite the code you rely on "
-    "with its label exactly as shown, e.g. [path:start-end]."
-)
 
 
 @dataclass
@@ -99,9 +95,8 @@ class Retriever:
 def build_messages(
     question: str, blocks: Sequence[Block], system_prompt: str | None = None
 ) -> list[dict[str, str]]:
-    """The chat turns sent: without context, just the question (as the adapter was trained)."""
-    user = question if not blocks else f"{INSTRUCTION}\n\n{render_context(blocks)}\n\nQuestion: {question}"
-    msgs = [{"role": "user", "content": user}]
+    """The chat turns sent: the question, with the retrieved code when there is any."""
+    msgs = [{"role": "user", "content": user_turn(question, blocks)}]
     if system_prompt:
         msgs.insert(0, {"role": "system", "content": system_prompt})
     return msgs

@@ -21,14 +21,16 @@ import pytest
 
 from brain.build import build_brain
 from brain.config import BrainConfig
+from brain.context import Block
 from brain.text import count_tokens
 from dataset.build import build_dataset
 from dataset.compose import fit, snippet
-from dataset.config import KINDS, Counts, DatasetConfig, LLMParaphraseConfig
+from dataset.config import KINDS, ContextConfig, Counts, DatasetConfig, LLMParaphraseConfig
 from dataset.paraphrase import Paraphraser, acceptable
 from dataset.templates import action
 from dataset.validate import schema_errors
 from extractor.graph import Graph
+from inference.query import build_messages
 from nanodex.config import load_config
 from nanodex.errors import NanodexError
 from tests.conftest import FIXTURES, build_graph
@@ -75,6 +77,64 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> DatasetConfig:
 def built(shop: DatasetConfig) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
     stats = build_dataset(shop)
     return stats, _read(shop.out_jsonl), _read(shop.eval_jsonl)
+
+
+def test_code_context_rows_show_what_they_cite_in_the_query_form(
+    shop: DatasetConfig, built: tuple, tmp_path: Path
+) -> None:
+    """With context.share 1, training rows show the code their answer cites (citations follow a
+    cut), held-out rows what search retrieves; the user turn is the query CLI's, byte for byte."""
+    _, plain_train, plain_eval = built
+    out = tmp_path / "ctx"
+    cfg = replace(
+        shop,
+        out_jsonl=str(out / "train.jsonl"),
+        eval_jsonl=str(out / "eval.jsonl"),
+        stats_json=str(out / "stats.json"),
+        context=ContextConfig(share=1.0, tokens=400, max_block_lines=6),
+    )
+    stats = build_dataset(cfg)
+    train, evals = _read(cfg.out_jsonl), _read(cfg.eval_jsonl)
+    assert [r["prompt"] for r in train] == [r["prompt"] for r in plain_train]  # same rows, same order
+    shown = [r for r in train if r.get("context")]
+    assert len(shown) == stats["context"]["train"] > 0
+    assert stats["context"]["train"] + stats["context"]["cited_code_too_long"] == len(train)
+    assert stats["context"]["eval"] == len(evals)
+    blocks_re = re.compile(r"^(\[[^\]\s]+:\d+-\d+\])\n```\n(.*?)\n```", re.S | re.M)
+    with Graph(shop.graph) as g:
+        for r in shown + evals:
+            user = r["messages"][0]["content"]
+            blocks = [
+                Block(path, int(a), int(b), code)
+                for label, code in blocks_re.findall(user)
+                for path, a, b in [re.fullmatch(r"\[(.+):(\d+)-(\d+)\]", label).groups()]
+            ]
+            assert [b.label for b in blocks] == r["context"]
+            assert build_messages(r["prompt"], blocks)[0]["content"] == user
+            for b in blocks:
+                assert len(b.code.splitlines()) <= 6 and b.code == g.source(b.path, b.start, b.end)
+        for r in shown:
+            assert all(f"[{c}]" in r["context"] for c in r["citations"]), (r["context"], r["citations"])
+            assert r["messages"][-1]["content"] == r["response"]
+            assert all(g.resolves(*_span(c)) for c in r["citations"])
+    before = {r["prompt"]: r for r in plain_train}
+    cuts = 0
+    for r in shown:  # a cited span over 6 lines is shown cut, and its citation names the cut
+        expect = []
+        for c in before[r["prompt"]]["citations"]:
+            path, a, b = _span(c)
+            cuts += b - a + 1 > 6
+            expect.append(f"{path}:{a}-{min(b, a + 5)}")
+        assert r["citations"] == expect
+    assert cuts, "the fixture has cited spans longer than 6 lines"
+    plain = {r["prompt"]: r for r in plain_eval}
+    assert all(r["response"] == plain[r["prompt"]]["response"] for r in evals)  # held-out answers unchanged
+
+
+def _span(citation: str) -> tuple[str, int, int]:
+    path, lines = citation.rsplit(":", 1)
+    a, _, b = lines.partition("-")
+    return path, int(a), int(b or a)
 
 
 def test_rows_validate_and_every_citation_resolves(shop: DatasetConfig, built: tuple) -> None:

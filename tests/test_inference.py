@@ -30,13 +30,13 @@ from typing import Any
 
 import pytest
 
+from brain.context import Block, estimate_tokens, pack_blocks
 from brain.search import Hit
 from extractor.graph import Graph
 from inference import preflight
 from inference.citations import CITATION, UNRESOLVED_MARK, check_citations, find_citations, mark_unresolved
 from inference.client import ChatClient, normalize_endpoint
 from inference.config import QueryConfig, ServeFile, ServerConfig
-from inference.context import Block, estimate_tokens, pack_blocks
 from inference.preflight import free_port
 from inference.query import Answer, ask, build_messages, format_citations
 from inference.serve import build_parser, server_config

@@ -6,6 +6,9 @@ a hit overlapping lines already packed adds nothing and is skipped; a long hit i
 `max_block_lines` and to what is left of the budget, and its label then names exactly the lines
 shown. Tokens are estimated (3 bytes per token, conservative for code in BPE vocabularies)
 because the server's tokenizer is on the other side of HTTP; pass `count_tokens` to be exact.
+
+`user_turn` is the one place the prompt with code is worded: the query CLI sends it, and the
+dataset stage writes training rows in it, so an adapter learns the form it is asked in.
 """
 
 from __future__ import annotations
@@ -15,6 +18,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 MIN_BLOCK_LINES = 3  # a cut block shorter than this says too little to be worth its label
+INSTRUCTION = (
+    "Answer the question about this codebase using the code below. Cite the code you rely on "
+    "with its label exactly as shown, e.g. [path:start-end]."
+)
 
 
 class SpanLike(Protocol):
@@ -101,3 +108,8 @@ def _fit(
 
 def render_context(blocks: Sequence[Block]) -> str:
     return "\n\n".join(b.render() for b in blocks)
+
+
+def user_turn(question: str, blocks: Sequence[Block]) -> str:
+    """The user message: the question alone, or the instruction, the labelled code and the question."""
+    return question if not blocks else f"{INSTRUCTION}\n\n{render_context(blocks)}\n\nQuestion: {question}"
