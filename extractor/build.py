@@ -80,13 +80,20 @@ def _fingerprint(cfg: ExtractConfig, root: Path, langs: list[str]) -> dict:
 
 
 def _git_commit(root: Path) -> str | None:
+    """HEAD of the git repository `root` is in; None outside one, and when that repository
+    ignores `root` (a package installed in a project's venv: the project's commit says nothing
+    about this code)."""
+
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10)
+
     try:
-        out = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
-        )
+        head = git("rev-parse", "HEAD")
+        if head.returncode != 0 or git("check-ignore", "-q", ".").returncode == 0:
+            return None
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    return head.stdout.strip() or None
 
 
 def _indexed_files(graph: Path) -> dict[str, tuple[int, int]] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import json
 import os
 import sqlite3
 import subprocess
@@ -137,3 +138,24 @@ def test_gitignore_and_exclude_are_respected(tmp_path: Path, graph_path: Path) -
     build_graph(repo, graph_path, ["python"], exclude=["vendor/**"])
     conn = sqlite3.connect(graph_path)
     assert {r[0] for r in conn.execute("SELECT path FROM files")} == {"a.py"}
+
+
+def test_commit_is_recorded_only_for_the_repository_itself(tmp_path: Path) -> None:
+    """A package inside another project's ignored folder (its venv) gets no commit: the
+    enclosing project's HEAD would say nothing about that code."""
+    repo = tmp_path / "proj"
+    (repo / "venvlike" / "pkg").mkdir(parents=True)
+    (repo / "a.py").write_text("def a():\n    pass\n")
+    (repo / "venvlike" / "pkg" / "m.py").write_text("def m():\n    pass\n")
+    (repo / ".gitignore").write_text("venvlike/\n")
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "init"], check=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    for folder, expected in ((repo, head), (repo / "venvlike" / "pkg", None)):
+        graph = tmp_path / f"{folder.name}.sqlite"
+        build_graph(folder, graph, ["python"])
+        with sqlite3.connect(graph) as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'commit'").fetchone()
+        assert json.loads(row[0]) == expected
