@@ -30,7 +30,7 @@ from pca_otf.selftune.sandbox import (
     run_in_sandbox,
 )
 from pca_otf.selftune.verify_citations import check_citations, subject_spans
-from pca_otf.selftune.verify_content import check_content
+from pca_otf.selftune.verify_content import ContentChecker
 from pca_otf.selftune.verify_tests import mapped_tests, run_tests, verdict
 from tests.conftest import build_graph
 
@@ -94,16 +94,15 @@ def test_forced_prefix_echoes_and_invented_names_are_rejected(graph: Graph) -> N
     question = (
         "Which tests cover `mean` in calc/stats.py? Cite the function and the tests as [path:start-end]."
     )
-    echo = check_content(prefix + "\n\nQuestion: " + question, question, graph, spans)
+    checker = ContentChecker(graph)
+    echo = checker.check(prefix + "\n\nQuestion: " + question, question, spans)
     assert not echo.passed and "echoes the question" in echo.reason
-    assert check_content(prefix + body, question, graph, spans).passed  # ValueError: a builtin
+    assert checker.check(prefix + body, question, spans).passed  # ValueError: a builtin
     grounded = prefix + " divides `total` by `len(values)` via `calc.stats.total` in `calc/stats.py`."
-    assert check_content(grounded, question, graph, spans).passed
-    invented = check_content(prefix + " raises `MeanOverflowError` via `mean.cache`.", question, graph, spans)
+    assert checker.check(grounded, question, spans).passed
+    invented = checker.check(prefix + " raises `MeanOverflowError` via `mean.cache`.", question, spans)
     assert not invented.passed and invented.unknown_names == ["MeanOverflowError", "mean.cache"], invented
-    paths = check_content(
-        prefix + " is defined in calc/stats.py, not in Calc/spec.py.", question, graph, spans
-    )
+    paths = checker.check(prefix + " is defined in calc/stats.py, not in Calc/spec.py.", question, spans)
     assert not paths.passed and paths.unknown_names == ["Calc/spec.py"], paths
 
 

@@ -22,7 +22,7 @@ from pca_otf.selftune.answer import Answerer, make_answerer
 from pca_otf.selftune.config import SelftuneConfig
 from pca_otf.selftune.sandbox import NAMESPACES, choose_mechanism
 from pca_otf.selftune.verify_citations import check_citations, subject_spans
-from pca_otf.selftune.verify_content import check_content
+from pca_otf.selftune.verify_content import ContentChecker
 from pca_otf.selftune.verify_tests import TestRun, mapped_tests, run_tests, verdict
 
 log = get_logger("selftune")
@@ -53,6 +53,7 @@ def run_selftune(
         current = changes.module_states(graph)
         cs = changes.diff(current, changes.load_state(work), cfg.all)
         ranks = curriculum.order_modules(graph, cs.modules)
+        content_checker = ContentChecker(graph) if cfg.verify.check_content else None
         if cfg.max_modules > 0:
             ranks = ranks[: cfg.max_modules]
         log.info("%d module(s) changed; self-tuning %d", len(cs.modules), len(ranks))
@@ -105,9 +106,7 @@ def run_selftune(
                 prefix = str(ans.adapter_stats.get("forced_prefix") or "")
                 cit = check_citations(ans.text, graph, spans, cfg.verify.min_citations, cfg.verify.min_words,
                                       0 if cfg.verify.count_forced_prefix else len(prefix))  # fmt: skip
-                content = (
-                    check_content(ans.text, p.prompt, graph, spans) if cfg.verify.check_content else None
-                )
+                content = content_checker.check(ans.text, p.prompt, spans) if content_checker else None
                 tv = verdict(test_ids[p.key], test_run)
                 t_cite += time.perf_counter() - t0
                 keep = cit.passed and (content is None or content.passed) and tv.passed

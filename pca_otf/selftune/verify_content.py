@@ -49,23 +49,38 @@ def echoes(answer: str, question: str, n: int = ECHO_WORDS) -> bool:
     return any(" ".join(q[i : i + n]) in a for i in range(len(q) - n + 1)) if len(q) >= n else False
 
 
-def unknown_names(answer: str, graph: Graph, subjects: list[Span]) -> list[str]:
-    """File paths and backticked identifiers of `answer` that nothing grounds (graph, files, subject code)."""
-    code = "\n".join(graph.source(s.path, s.start, s.end) for s in subjects)
-    paths = {f["path"] for f in graph.files()}
-    prose = CITATION.sub(" ", answer)
-    unknown = [m.group(0) for m in _PATH.finditer(prose) if m.group(0) not in paths]
-    for m in _TICKED.finditer(prose):
-        token = m.group(1).strip()
-        if token in paths:
-            continue
-        if not _IDENT.fullmatch(token):  # a snippet or expression, not a name: not checked here
-            continue
-        name = token.removesuffix("()")
-        if name in _COMMON or name in code or _in_graph(graph, name):
-            continue
-        unknown.append(token)
-    return list(dict.fromkeys(unknown))
+class ContentChecker:
+    """The content check over one graph: its file paths are read once, not per answer."""
+
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        self.paths = {f["path"] for f in graph.files()}
+
+    def check(self, answer: str, question: str, subjects: list[Span]) -> ContentCheck:
+        """Pass unless the answer echoes the question or names something that does not exist."""
+        if echoes(answer, question):
+            return ContentCheck(False, f"echoes the question ({ECHO_WORDS}+ words of it)")
+        unknown = self.unknown_names(answer, subjects)
+        if unknown:
+            return ContentCheck(False, f"names not in the code: {', '.join(unknown[:3])}", unknown)
+        return ContentCheck(True)
+
+    def unknown_names(self, answer: str, subjects: list[Span]) -> list[str]:
+        """File paths and backticked identifiers of `answer` that nothing grounds (graph, files, subject code)."""
+        code = "\n".join(self.graph.source(s.path, s.start, s.end) for s in subjects)
+        prose = CITATION.sub(" ", answer)
+        unknown = [m.group(0) for m in _PATH.finditer(prose) if m.group(0) not in self.paths]
+        for m in _TICKED.finditer(prose):
+            token = m.group(1).strip()
+            if token in self.paths:
+                continue
+            if not _IDENT.fullmatch(token):  # a snippet or expression, not a name: not checked here
+                continue
+            name = token.removesuffix("()")
+            if name in _COMMON or name in code or _in_graph(self.graph, name):
+                continue
+            unknown.append(token)
+        return list(dict.fromkeys(unknown))
 
 
 def _in_graph(graph: Graph, name: str) -> bool:
@@ -79,13 +94,3 @@ def _in_graph(graph: Graph, name: str) -> bool:
         "WHERE m.qualname || '.' || n.qualname = ? LIMIT 1"
     )
     return "." in name and graph.conn.execute(q, (name,)).fetchone() is not None
-
-
-def check_content(answer: str, question: str, graph: Graph, subjects: list[Span]) -> ContentCheck:
-    """Pass unless the answer echoes the question or names something that does not exist."""
-    if echoes(answer, question):
-        return ContentCheck(False, f"echoes the question ({ECHO_WORDS}+ words of it)")
-    unknown = unknown_names(answer, graph, subjects)
-    if unknown:
-        return ContentCheck(False, f"names not in the code: {', '.join(unknown[:3])}", unknown)
-    return ContentCheck(True)
