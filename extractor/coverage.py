@@ -101,11 +101,8 @@ def not_indexed(conn: sqlite3.Connection, report: CoverageReport) -> list[str]:
 def apply(conn: sqlite3.Connection, report: CoverageReport) -> int:
     """Replace the graph's coverage rows with `report`'s; returns how many nodes got one."""
     conn.execute("DELETE FROM coverage")
-    indexed = {p for (p,) in conn.execute("SELECT path FROM files")}
     rows = []
-    for path, (executed, statements) in report.files.items():
-        if path not in indexed:
-            continue
+    for path, (executed, statements) in report.files.items():  # a path not in the graph has no nodes
         nodes = conn.execute(
             "SELECT id, type, start_line, end_line, parent FROM nodes WHERE path = ?", (path,)
         )

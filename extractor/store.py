@@ -149,7 +149,7 @@ class ResolvedRefs:
             "INSERT INTO refs(rowid, path, src_id, kind, name, receiver, line, via) VALUES(?,?,?,?,?,?,?,?)",
             rows,
         )
-        self._files_done, self._refs_done = max(self._files_done, files_done), n
+        self._files_done, self._refs_done = files_done, n
 
 
 def merge_node_meta(
