@@ -3,7 +3,7 @@
 The query CLI asks the adapter with retrieved code in the prompt and wants the answer to cite
 it by the labels shown; an adapter trained on bare questions never learned that and cites
 nothing, or lines it invents. With `context.share` > 0 that share of the rows (seeded) gets its
-user turn in the query CLI's form (`brain.context.user_turn`):
+user turn in the query CLI's form (`answer.blocks.user_turn`):
 - a training row shows the code its answer cites, each cited span as a block (cut to
   `max_block_lines`, the answer's citation then naming exactly the lines shown), among up to
   `distractors` blocks that lexical search finds for the question, in shuffled order: the
@@ -19,7 +19,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from brain.context import Block, estimate_tokens, pack_blocks, user_turn
+from answer.blocks import Block, estimate_tokens, pack_blocks, user_turn
 from brain.search import Searcher
 from brain.text import citations_in
 from dataset.compose import citations_of

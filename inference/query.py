@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence  # noqa: E402
 from dataclasses import dataclass, field, fields, replace  # noqa: E402
 from typing import Any  # noqa: E402
 
-from brain.context import Block, pack_blocks, user_turn  # noqa: E402
+from answer.blocks import Block, pack_blocks, user_turn  # noqa: E402
 from extractor.graph import Graph  # noqa: E402
 from inference.citations import Citation, check_citations, find_citations, mark_unresolved  # noqa: E402
 from inference.client import ChatClient  # noqa: E402

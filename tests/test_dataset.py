@@ -21,7 +21,7 @@ import pytest
 
 from brain.build import build_brain
 from brain.config import BrainConfig
-from brain.context import Block
+from answer.blocks import Block
 from brain.text import count_tokens
 from dataset.build import build_dataset
 from dataset.compose import fit, snippet

@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from brain.context import Block, estimate_tokens, pack_blocks
+from answer.blocks import Block, estimate_tokens, pack_blocks
 from brain.search import Hit
 from extractor.graph import Graph
 from inference import preflight
