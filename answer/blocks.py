@@ -7,8 +7,7 @@ a hit overlapping lines already packed adds nothing and is skipped; a long hit i
 shown. Tokens are estimated (3 bytes per token, conservative for code in BPE vocabularies)
 because the server's tokenizer is on the other side of HTTP; pass `count_tokens` to be exact.
 
-`user_turn` is the one place the prompt with code is worded: the query CLI sends it, and the
-dataset stage writes training rows in it, so an adapter learns the form it is asked in.
+The prompt around the blocks is worded in `answer.prompt`, the one place for it.
 """
 
 from __future__ import annotations
@@ -18,10 +17,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 MIN_BLOCK_LINES = 3  # a cut block shorter than this says too little to be worth its label
-INSTRUCTION = (
-    "Answer the question about this codebase using the code below. Cite the code you rely on "
-    "with its label exactly as shown, e.g. [path:start-end]."
-)
 
 
 class SpanLike(Protocol):
@@ -109,7 +104,3 @@ def _fit(
 def render_context(blocks: Sequence[Block]) -> str:
     return "\n\n".join(b.render() for b in blocks)
 
-
-def user_turn(question: str, blocks: Sequence[Block]) -> str:
-    """The user message: the question alone, or the instruction, the labelled code and the question."""
-    return question if not blocks else f"{INSTRUCTION}\n\n{render_context(blocks)}\n\nQuestion: {question}"

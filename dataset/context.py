@@ -3,7 +3,7 @@
 The query CLI asks the adapter with retrieved code in the prompt and wants the answer to cite
 it by the labels shown; an adapter trained on bare questions never learned that and cites
 nothing, or lines it invents. With `context.share` > 0 that share of the rows (seeded) gets its
-user turn in the query CLI's form (`answer.blocks.user_turn`):
+user turn in the query CLI's form (`answer.prompt`):
 - a training row shows the code its answer cites, each cited span as a block (cut to
   `max_block_lines`, the answer's citation then naming exactly the lines shown), among up to
   `distractors` blocks that lexical search finds for the question, in shuffled order: the
@@ -19,7 +19,8 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from answer.blocks import Block, estimate_tokens, pack_blocks, user_turn
+from answer.blocks import Block, estimate_tokens, pack_blocks
+from answer.prompt import training_messages
 from brain.search import Searcher
 from brain.text import citations_in
 from dataset.compose import citations_of
@@ -87,10 +88,7 @@ class ContextMaker:
 
     @staticmethod
     def _set(row: dict[str, Any], blocks: list[Block], answer: str) -> None:
-        row["messages"] = [
-            {"role": "user", "content": user_turn(row["prompt"], blocks)},
-            {"role": "assistant", "content": answer},
-        ]
+        row["messages"] = training_messages(row["prompt"], blocks, answer)
         row["response"] = answer
         row["citations"] = citations_of(answer)
         row["context"] = [b.label for b in blocks]

@@ -23,7 +23,8 @@ from collections.abc import Callable, Sequence  # noqa: E402
 from dataclasses import dataclass, field, fields, replace  # noqa: E402
 from typing import Any  # noqa: E402
 
-from answer.blocks import Block, pack_blocks, user_turn  # noqa: E402
+from answer.blocks import Block, pack_blocks  # noqa: E402
+from answer.prompt import build_messages  # noqa: E402
 from extractor.graph import Graph  # noqa: E402
 from inference.citations import Citation, check_citations, find_citations, mark_unresolved  # noqa: E402
 from inference.client import ChatClient  # noqa: E402
@@ -90,16 +91,6 @@ class Retriever:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def build_messages(
-    question: str, blocks: Sequence[Block], system_prompt: str | None = None
-) -> list[dict[str, str]]:
-    """The chat turns sent: the question, with the retrieved code when there is any."""
-    msgs = [{"role": "user", "content": user_turn(question, blocks)}]
-    if system_prompt:
-        msgs.insert(0, {"role": "system", "content": system_prompt})
-    return msgs
 
 
 def query_config(cfg: QueryConfig | None = None, **overrides: Any) -> QueryConfig:

@@ -30,7 +30,7 @@ from dataset.paraphrase import Paraphraser, acceptable
 from dataset.templates import action
 from dataset.validate import schema_errors
 from extractor.graph import Graph
-from inference.query import build_messages
+from answer.prompt import build_messages
 from nanodex.config import load_config
 from nanodex.errors import NanodexError
 from tests.conftest import FIXTURES, build_graph

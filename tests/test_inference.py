@@ -38,7 +38,8 @@ from inference.citations import CITATION, UNRESOLVED_MARK, check_citations, find
 from inference.client import ChatClient, normalize_endpoint
 from inference.config import QueryConfig, ServeFile, ServerConfig
 from inference.preflight import free_port
-from inference.query import Answer, ask, build_messages, format_citations
+from answer.prompt import build_messages
+from inference.query import Answer, ask, format_citations
 from inference.serve import build_parser, server_config
 from inference.server import ServerProcess, VllmServer
 from nanodex.config import load_config
