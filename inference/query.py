@@ -27,8 +27,8 @@ from answer.blocks import Block, pack_blocks  # noqa: E402
 from answer.prompt import build_messages  # noqa: E402
 from extractor.graph import Graph  # noqa: E402
 from inference.citations import Citation, check_citations, find_citations, mark_unresolved  # noqa: E402
-from inference.client import ChatClient  # noqa: E402
 from inference.config import QueryConfig, ServeFile  # noqa: E402
+from nanodex.chat_client import ChatClient  # noqa: E402
 from nanodex.config import load_config  # noqa: E402
 from nanodex.errors import NanodexError, run_main  # noqa: E402
 from nanodex.log import get_logger, setup_logging  # noqa: E402

@@ -31,17 +31,17 @@ from typing import Any
 import pytest
 
 from answer.blocks import Block, estimate_tokens, pack_blocks
+from answer.prompt import build_messages
 from brain.search import Hit
 from extractor.graph import Graph
 from inference import preflight
 from inference.citations import CITATION, UNRESOLVED_MARK, check_citations, find_citations, mark_unresolved
-from inference.client import ChatClient, normalize_endpoint
 from inference.config import QueryConfig, ServeFile, ServerConfig
 from inference.preflight import free_port
-from answer.prompt import build_messages
 from inference.query import Answer, ask, format_citations
 from inference.serve import build_parser, server_config
 from inference.server import ServerProcess, VllmServer
+from nanodex.chat_client import ChatClient, normalize_endpoint
 from nanodex.config import load_config
 from nanodex.errors import NanodexError
 from tests.conftest import FIXTURES, build_graph
