@@ -120,7 +120,7 @@ def ask(
     if not question.strip():
         raise NanodexError("the question is empty", 'pass --question "..." (make query QUESTION="...")')
     key = api_key if api_key is not None else os.environ.get(cfg.api_key_env) or None
-    client = ChatClient(cfg.endpoint, api_key=key, timeout_s=cfg.timeout_s)
+    client = ChatClient(cfg.endpoint, api_key=key, timeout_s=cfg.timeout_s, key_env=cfg.api_key_env)
     own = retriever is None and cfg.graph is not None
     if own:
         retriever = Retriever(cfg.graph, cfg)  # type: ignore[arg-type]
