@@ -176,8 +176,20 @@ def _safe_extract(archive: Path, dest: Path) -> None:
                     raise NanodexError(f"{archive.name}: member {name!r} would unpack outside {dest}")
             zf.extractall(dest)
         return
-    with tarfile.open(archive) as tf:
-        tf.extractall(dest, filter="data")  # no absolute paths, '..', links out, devices
+    try:
+        with tarfile.open(archive) as tf:
+            if hasattr(tarfile, "data_filter"):
+                tf.extractall(dest, filter="data")  # no absolute paths, '..', links out, devices
+                return
+            for m in tf.getmembers():  # Python < 3.11.4: the same checks by hand
+                target = (dest / m.name).resolve()
+                if not target.is_relative_to(dest) or not (m.isfile() or m.isdir()):
+                    raise NanodexError(
+                        f"{archive.name}: refusing member {m.name!r} (outside {dest} or not a file)"
+                    )
+            tf.extractall(dest)
+    except tarfile.TarError as err:
+        raise NanodexError(f"cannot unpack {archive}: {err}", f"delete {archive.parent} and retry") from err
 
 
 def fetch_source(library: str, version: str, cache_dir: str | Path | None = None) -> Path:

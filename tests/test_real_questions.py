@@ -100,3 +100,37 @@ def test_verify_checks_spans_with_ast(tmp_path: Path) -> None:
     row["gold"][0]["start_line"] = 5  # decorator line: not the def line
     problems = verify(load(_write(tmp_path, [row])), {"lib": root})
     assert len(problems) == 1 and "6-7" in problems[0]
+
+
+def _sdist(path: Path, members: dict[str, bytes]) -> None:
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w:gz") as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+
+
+def test_fetch_source_unpacks_a_cached_sdist_once_without_pip(tmp_path: Path) -> None:
+    from scripts.real_questions import fetch_source
+
+    base = tmp_path / "lib-1.0"
+    base.mkdir()
+    _sdist(base / "lib-1.0.tar.gz", {"lib-1.0/src/lib/mod.py": b"def frob():\n    return 1\n"})
+    root = fetch_source("lib", "1.0", tmp_path)
+    assert root.name == "lib-1.0" and (root / "src/lib/mod.py").is_file()
+    (root / "marker").write_text("kept")
+    assert fetch_source("lib", "1.0", tmp_path) == root and (root / "marker").is_file()  # reused
+
+
+def test_fetch_source_refuses_members_outside_the_target(tmp_path: Path) -> None:
+    from scripts.real_questions import fetch_source
+
+    base = tmp_path / "evil-1.0"
+    base.mkdir()
+    _sdist(base / "evil-1.0.tar.gz", {"../escaped.py": b"x = 1\n"})
+    with pytest.raises(NanodexError):
+        fetch_source("evil", "1.0", tmp_path)
+    assert not (tmp_path / "escaped.py").exists() and not (base / "escaped.py").exists()
