@@ -19,6 +19,10 @@ module's dotted name (from the path, with a leading `src/` and `__init__` droppe
 enclosing classes and functions. `python -m scripts.real_questions --check` downloads every
 pinned sdist and re-verifies all spans.
 
+The set: tenacity 9.2.1 and cachetools 8.0.3 (their latest releases when collected) and
+marshmallow 3.26.1 (the last 3.x release: most user questions are about the 3.x API, which 4.x
+changed); about 20-33 questions each. Filter on `Question.library` to run a subset.
+
 The sdists are only downloaded (`pip download --no-deps --no-binary :all:`), unpacked and parsed
 with `ast`: nanodex never imports, builds or runs them. (pip itself prepares an sdist's metadata
 with the package's declared build backend in an isolated environment while downloading it.)
