@@ -101,7 +101,7 @@ pca-eval: setup pca-build
 	$(PY) -m pca_otf.evaluate --config $(call cfg,pca) --eval $(EVALSET) --graph $(GRAPH) --artifacts $(PCA) --base $(BASE) $(if $(wildcard $(ADAPTER)/adapter_config.json),--trained $(ADAPTER)) $(if $(wildcard $(BANK)/*/adapter_config.json),--adapters-bank $(BANK)) --sample 8 --out $(PCA)/eval
 
 self-tune: setup
-	$(PY) -m pca_otf.selftune --config $(call cfg,selftune) --repo $(REPO) --graph $(GRAPH) --base $(BASE) --adapter $(ADAPTER) $(if $(ALL),--all) $(if $(RESUME),--resume) $(if $(INCLUDE_DEPS),--include-deps)
+	$(PY) -m selftune --config $(call cfg,selftune) --repo $(REPO) --graph $(GRAPH) --base $(BASE) --adapter $(ADAPTER) $(if $(ALL),--all) $(if $(RESUME),--resume) $(if $(INCLUDE_DEPS),--include-deps)
 
 demo: setup
 	$(PY) -m scripts.demo

@@ -371,7 +371,9 @@ def test_query_cli_json_and_text(fake: FakeOpenAI, brain_graph: Path, tmp_path: 
                       "--json", "--k", "3", cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    assert out["raw_answer"] == fake.answer and out["model"] == "expert" and out["usage"]["total_tokens"] == 12
+    assert (
+        out["raw_answer"] == fake.answer and out["model"] == "expert" and out["usage"]["total_tokens"] == 12
+    )
     assert out["answer"] == fake.answer.replace("99].", "99] (unresolved).") and out["provenance"]["layout"]
     assert [c["resolves"] for c in out["citations"]] == [True, False]
     bad = out["citations"][1]

@@ -18,7 +18,7 @@ from typing import Any
 from extractor.graph import Graph
 from nanodex.config import load_config
 from nanodex.paths import atomic_write_text
-from pca_otf.selftune.config import SelftuneConfig
+from selftune.config import SelftuneConfig
 
 
 @dataclass

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from nanodex.errors import NanodexError
 from nanodex.log import get_logger
-from pca_otf.selftune.config import SandboxConfig
+from selftune.config import SandboxConfig
 
 log = get_logger("selftune.sandbox")
 
