@@ -36,6 +36,7 @@ class LanguageSpec:
     class_scoped_calls: bool = False  # Java/C++: an unqualified call may be a method of the class
     package_is_dir: bool = False  # Go/Java: files in one folder share their top-level names
     case_module_files: tuple[str, ...] = field(default=())  # index files (index.js, mod.rs, __init__.py)
+    local_imports: bool = False  # Python: an import inside a function binds a local name
 
     @property
     def query_path(self) -> Path:
@@ -56,6 +57,7 @@ LANGUAGES: dict[str, LanguageSpec] = {
             test_path=r"(^|/)(test_[^/]*\.py|[^/]*_test\.py|conftest\.py)$",
             test_name=r"^test",
             case_module_files=("__init__.py",),
+            local_imports=True,
         ),
         LanguageSpec(
             "javascript",

@@ -51,6 +51,8 @@ class Node(NamedTuple):
     lang: str
     parent: str
     owner: str
+    start: int = 0  # first and last line: a function's span holds its local imports
+    end: int = 0
 
 
 @dataclass
@@ -69,6 +71,7 @@ class Resolver:
         self._children: dict[tuple[str, str], list[Node]] = defaultdict(list)
         self._named: dict[str, list[Node]] = {}
         self._bindings: dict[str, tuple[dict[str, Binding], list[list[str]]]] = {}
+        self._line_bindings: dict[str, list[tuple[int, str, Binding]]] = {}
         self._bases: dict[str, list[str]] = {}
         self._by_id: dict[str, Node | None] = {}
         self._global_cands: dict[tuple[str, str, bool], list[Node]] = {}
@@ -88,7 +91,8 @@ class Resolver:
         return [
             Node(*r)
             for r in self.conn.execute(
-                f"SELECT id, type, name, path, lang, parent, owner FROM nodes {sql} ORDER BY path, start_line, rowid",
+                f"SELECT id, type, name, path, lang, parent, owner, start_line, end_line FROM nodes {sql} "
+                "ORDER BY path, start_line, rowid",
                 args,
             )
         ]
@@ -146,10 +150,10 @@ class Resolver:
     def forget_bases(self) -> None:
         self._bases.clear()
 
-    def import_rows(self, path: str) -> list[tuple[str, str, str, int]]:
-        """(module, name, alias, wildcard) of a file's imports, in source order."""
+    def import_rows(self, path: str) -> list[tuple[str, str, str, int, int]]:
+        """(module, name, alias, wildcard, line) of a file's imports, in source order."""
         return self.conn.execute(
-            "SELECT module, name, alias, wildcard FROM imports WHERE path = ? ORDER BY rowid", (path,)
+            "SELECT module, name, alias, wildcard, line FROM imports WHERE path = ? ORDER BY rowid", (path,)
         ).fetchall()
 
     def signature(self, node_id: str) -> str:
@@ -238,7 +242,8 @@ class Resolver:
             return self._bindings[path]
         names: dict[str, Binding] = {}
         stars: list[list[str]] = []
-        for module, name, alias, wildcard in self.import_rows(path):
+        by_line: list[tuple[int, str, Binding]] = []
+        for module, name, alias, wildcard, line in self.import_rows(path):
             mods = resolve_module(self.index, module, path, lang)
             if lang in ("c", "cpp"):  # an include brings the header's names, defined in its .c/.cpp
                 if mods:
@@ -263,6 +268,7 @@ class Resolver:
                     names[alias or name] = Binding(sub, symbol=name)
                 else:
                     names[alias or name] = Binding(mods, symbol=name, external=not mods)
+                by_line.append((line, alias or name, names[alias or name]))
             else:
                 local = alias or (
                     module.rstrip("/").replace("::", "/").split("/")[-1] if lang in ("go", "rust") else module
@@ -274,7 +280,20 @@ class Resolver:
                         head, Binding(resolve_module(self.index, head, path, lang), external=True)
                     )
         self._bindings[path] = (names, stars)
+        self._line_bindings[path] = by_line
         return names, stars
+
+    def local_import(self, path: str, lang: str, src: Node | None, name: str) -> Binding | None:
+        """`from m import name` inside the function `src` (Python): a local name that shadows
+        every enclosing and module-level definition of `name`, the function's own included."""
+        if src is None or src.type not in ("function", "method") or not languages.LANGUAGES[lang].local_imports:
+            return None
+        self.bindings(path, lang)
+        found = None
+        for line, local, b in self._line_bindings[path]:
+            if local == name and src.start <= line <= src.end:
+                found = b
+        return found
 
     def in_module(self, paths: list[str], name: str, depth: int = 0) -> list[Node]:
         """`name` as seen from outside modules `paths`: their top-level defs, re-exports, star imports."""
@@ -351,7 +370,14 @@ class Resolver:
                 if hits:
                     return hits, "import"
             return self._global(lang, name, src, bare=False, receiver=receiver)
-        # Bare name: lexical scopes first, innermost out.
+        # Bare name: a function-local import first, then lexical scopes, innermost out.
+        b = self.local_import(path, lang, src, name)
+        if b is not None:
+            if b.external:
+                return [], "external"
+            hits = keep(self.in_module(b.modules, b.symbol or name))
+            if hits:
+                return hits, "import"
         scope = src
         while scope is not None:
             local = list(self.children(path, scope.id, name))
@@ -503,8 +529,9 @@ class MemoryResolver(Resolver):
         imports: dict[str, list[tuple]],
         root: Path | None,
     ) -> None:
-        """`node_rows`: (id, type, name, path, lang, parent, owner, signature, meta_json), ordered
-        by path, start line and insertion; `imports`: path -> (module, name, alias, wildcard)."""
+        """`node_rows`: (id, type, name, path, lang, parent, owner, signature, meta_json, start_line,
+        end_line), ordered by path, start line and insertion; `imports`: path -> (module, name,
+        alias, wildcard, line)."""
         super().__init__(conn)
         self._root = root
         self._files = files
@@ -515,7 +542,7 @@ class MemoryResolver(Resolver):
         named: dict[str, list[Node]] = defaultdict(list)
         by_path: dict[str, list[Node]] = defaultdict(list)
         for row in node_rows:
-            n = Node(*row[:7])
+            n = Node(*row[:7], row[9], row[10])
             by_path[n.path].append(n)
             self._by_id[n.id] = n
             self._children[(n.parent, n.name)].append(n)
@@ -539,8 +566,10 @@ class MemoryResolver(Resolver):
     def from_facts(
         cls, conn: sqlite3.Connection, facts: list[FileFacts], root: Path | None
     ) -> MemoryResolver:
-        rows = ((r[0], r[1], r[2], r[4], r[5], r[11], r[12], r[8], r[13]) for fx in facts for r in fx.nodes)
-        imports = {fx.path: [r[1:5] for r in fx.imports] for fx in facts}
+        rows = (
+            (r[0], r[1], r[2], r[4], r[5], r[11], r[12], r[8], r[13], r[6], r[7]) for fx in facts for r in fx.nodes
+        )
+        imports = {fx.path: [r[1:6] for r in fx.imports] for fx in facts}
         return cls(conn, {fx.path: fx.lang for fx in facts}, rows, imports, root)
 
     @classmethod
@@ -550,11 +579,11 @@ class MemoryResolver(Resolver):
         files = dict(conn.execute("SELECT path, lang FROM files ORDER BY path"))
         imports: dict[str, list[tuple]] = defaultdict(list)
         for path, *rest in conn.execute(
-            "SELECT path, module, name, alias, wildcard FROM imports ORDER BY path, rowid"
+            "SELECT path, module, name, alias, wildcard, line FROM imports ORDER BY path, rowid"
         ):
             imports[path].append(tuple(rest))
         rows = conn.execute(
-            "SELECT id, type, name, path, lang, parent, owner, signature, meta_json FROM nodes "
+            "SELECT id, type, name, path, lang, parent, owner, signature, meta_json, start_line, end_line FROM nodes "
             "ORDER BY path, start_line, rowid"
         )
         return cls(conn, files, rows, dict(imports), root)
@@ -593,7 +622,7 @@ class MemoryResolver(Resolver):
         ):
             self._bases_of[src].append(dst)
 
-    def import_rows(self, path: str) -> list[tuple[str, str, str, int]]:
+    def import_rows(self, path: str) -> list[tuple[str, str, str, int, int]]:
         return self._imports.get(path, [])
 
     def signature(self, node_id: str) -> str:

@@ -12,6 +12,9 @@
 
 (class_definition
   superclasses: (argument_list [(identifier) (attribute)] @inherit.extends))
+; A generic base `class C(Base[T])`: the subscripted class is the base.
+(class_definition
+  superclasses: (argument_list (subscript value: [(identifier) (attribute)] @inherit.extends)))
 
 (call function: (identifier) @name) @reference.call
 (call function: (attribute object: (_) @receiver attribute: (identifier) @name)) @reference.call
