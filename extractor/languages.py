@@ -37,6 +37,7 @@ class LanguageSpec:
     package_is_dir: bool = False  # Go/Java: files in one folder share their top-level names
     case_module_files: tuple[str, ...] = field(default=())  # index files (index.js, mod.rs, __init__.py)
     local_imports: bool = False  # Python: an import inside a function binds a local name
+    rebinding_defs: bool = False  # Python: a later def of a name in one scope replaces the earlier
 
     @property
     def query_path(self) -> Path:
@@ -58,6 +59,7 @@ LANGUAGES: dict[str, LanguageSpec] = {
             test_name=r"^test",
             case_module_files=("__init__.py",),
             local_imports=True,
+            rebinding_defs=True,
         ),
         LanguageSpec(
             "javascript",

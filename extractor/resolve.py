@@ -28,7 +28,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import NamedTuple
 
-from extractor import languages, store
+from extractor import languages, pytypes, store
 from extractor.modules import FAMILIES, ModuleIndex, implementation_files, resolve_module
 from extractor.parse import CLASS_LIKE, FileFacts
 
@@ -39,6 +39,10 @@ _MAX_REEXPORT_DEPTH = 4
 _GO_RECEIVER = re.compile(r"func\s*\(\s*(\w+)")
 # Receivers that name a language's built-in types (`ValueError.__init__`, `str.join`): never repo code.
 BUILTIN_RECEIVERS = {"python": set(dir(builtins))}
+# A literal receiver (`", ".join`, `[].append`, `{}.get`, `3.0.hex`): a built-in object.
+# Test-only code: the language's test files, and anything under a tests folder (fixtures, fakes).
+_TEST_DIR = re.compile(r"(^|/)(tests?|testing|__tests__)/")
+_LITERAL_RECEIVER = re.compile(r"""^([rbfuRBFU]{0,2}["']|[\[{]|\d)""")
 
 
 class Node(NamedTuple):
@@ -77,6 +81,7 @@ class Resolver:
         self._global_cands: dict[tuple[str, str, bool], list[Node]] = {}
         self._named_where: dict[tuple[str, str, str], list[Node]] = {}
         self._global_parents: dict[tuple[str, str, bool], Counter[str]] = {}
+        self._test_paths: dict[str, bool] = {}
 
     # ---- graph reads ---------------------------------------------------------------------
     @cached_property
@@ -286,7 +291,11 @@ class Resolver:
     def local_import(self, path: str, lang: str, src: Node | None, name: str) -> Binding | None:
         """`from m import name` inside the function `src` (Python): a local name that shadows
         every enclosing and module-level definition of `name`, the function's own included."""
-        if src is None or src.type not in ("function", "method") or not languages.LANGUAGES[lang].local_imports:
+        if (
+            src is None
+            or src.type not in ("function", "method")
+            or not languages.LANGUAGES[lang].local_imports
+        ):
             return None
         self.bindings(path, lang)
         found = None
@@ -298,6 +307,9 @@ class Resolver:
     def in_module(self, paths: list[str], name: str, depth: int = 0) -> list[Node]:
         """`name` as seen from outside modules `paths`: their top-level defs, re-exports, star imports."""
         found = [n for p in paths for n in self.top_level(p, name)]
+        if len(found) > 1 and any(n.path.endswith(".pyi") for n in found):
+            # `x.py` and its stub `x.pyi` both define the name: the call runs the implementation.
+            found = [n for n in found if not n.path.endswith(".pyi")] or found
         if not found:  # Java `import static a.B.m`: members of the file's top-level classes
             found = [
                 m
@@ -334,7 +346,12 @@ class Resolver:
         family = FAMILIES[lang]
 
         def keep(nodes: list[Node]) -> list[Node]:
-            return [n for n in nodes if n.type in want and n.lang in family] if nodes else []
+            if not nodes:
+                return []
+            kept = [n for n in nodes if n.type in want and n.lang in family]
+            if len(kept) > 1 and spec.rebinding_defs:
+                kept = _last_per_scope(kept)
+            return kept
 
         if (
             receiver in spec.self_names
@@ -365,6 +382,10 @@ class Resolver:
                 hits = keep(self.members(target.id, name))
                 if hits:
                     return hits, "import"
+                # The receiver's class is known and has no such member in the repository (it is
+                # inherited from an external base, or set at run time): a guess by name would
+                # bind it to an unrelated class. 'unresolved' lets an incremental run redo it.
+                return [], "unresolved"
             if target is None and lang in ("c", "cpp"):  # `ns::f()`: a namespace, not an object
                 hits = keep(self._bare_in_includes(path, lang, name))
                 if hits:
@@ -417,7 +438,17 @@ class Resolver:
     def _receiver(
         self, path: str, lang: str, receiver: str, src: Node | None
     ) -> list[str] | Node | str | None:
-        """What a dotted receiver denotes: module files, a class node, 'external', or None (unknown)."""
+        """What a dotted receiver denotes: module files, a class node, 'external', or None (unknown).
+
+        Python receivers may be type expressions (extractor/receivers.py): `f()` is what calling
+        `f` returns, `f()[]` an element of it."""
+        if lang == "python":
+            if receiver.endswith("()"):
+                return self._call_result(path, lang, receiver[:-2], src, element=False)
+            if receiver.endswith("()[]"):
+                return self._call_result(path, lang, receiver[:-4], src, element=True)
+            if _LITERAL_RECEIVER.match(receiver):
+                return "external"
         names, _ = self.bindings(path, lang)
         if receiver in names:
             b = names[receiver]
@@ -443,6 +474,33 @@ class Resolver:
         if not hits and receiver in BUILTIN_RECEIVERS.get(lang, ()):
             return "external"
         return hits[0] if len(hits) == 1 else None
+
+    def _call_result(
+        self, path: str, lang: str, callee: str, src: Node | None, element: bool
+    ) -> list[str] | Node | str | None:
+        """The class of what `callee(...)` returns (or of its elements): a class's instance, or a
+        function's return annotation read in the function's own file."""
+        spec = languages.LANGUAGES[lang]
+        if callee in spec.self_names:  # `cls(...)`: an instance of the enclosing class
+            return None if element else self.enclosing_class(src)
+        head, _, last = callee.rpartition(".")
+        if not last.isidentifier():
+            return None
+        targets, via = self.resolve(path, lang, src.id if src else path, "calls", last, head)
+        if via == "external":
+            # An external class's instance is external (`subprocess.Popen(...)`, `dict(...)`); what
+            # an external function returns may be repo code (`copy.copy(self)`): unknown.
+            return "external" if _names_class(last) else None
+        if len(targets) != 1 or via not in ("scope", "import"):
+            return None
+        t = targets[0]
+        if t.type in CLASS_LIKE:
+            return None if element else t
+        ann = pytypes.return_annotation(self.signature(t.id))
+        ann = pytypes.element(ann) if element else pytypes.direct(ann)
+        if not ann:
+            return None
+        return self._receiver(t.path, t.lang, ann, t)
 
     def _bare_in_includes(self, path: str, lang: str, name: str) -> list[Node]:
         return [n for star in self.bindings(path, lang)[1] for n in self.in_module(star, name)]
@@ -487,6 +545,11 @@ class Resolver:
             ]
         # Common names have thousands of candidates: filter only what can change the verdict.
         cands = [n for n in base if n.id != src.id] if src is not None and src.name == name else base
+        if cands and not self._is_test_path(src.path if src is not None else "", lang):
+            # Library code does not call into its tests; a stub (.pyi) is not what runs.
+            cands = [
+                n for n in cands if not self._is_test_path(n.path, n.lang) and not n.path.endswith(".pyi")
+            ]
         if not bare and src is not None and receiver.split(".")[0] in languages.LANGUAGES[lang].self_names:
             # `this.items.get()`: a field's type is unknown, but it is rarely the object's own class.
             cls = self.enclosing_class(src)
@@ -500,12 +563,36 @@ class Resolver:
             return list(cands), "ambiguous"
         return [], "unresolved"
 
+    def _is_test_path(self, path: str, lang: str) -> bool:
+        if not path:
+            return False
+        hit = self._test_paths.get(path)
+        if hit is None:
+            hit = self._test_paths[path] = bool(
+                languages.test_patterns(lang)[0].search(path) or _TEST_DIR.search(path)
+            )
+        return hit
+
     def _count_in(self, key: tuple[str, str, bool], parents: set[str]) -> int:
         """How many global candidates for `key` are defined directly in one of `parents`."""
         counts = self._global_parents.get(key)
         if counts is None:
             counts = self._global_parents[key] = Counter(n.parent for n in self._global_cands[key])
         return sum(counts.get(p, 0) for p in parents)
+
+
+def _names_class(name: str) -> bool:
+    """A CapWords name (the convention for classes) or a built-in type (`dict`, `str`)."""
+    return name[:1].isupper() or isinstance(getattr(builtins, name, None), type)
+
+
+def _last_per_scope(nodes: list[Node]) -> list[Node]:
+    """Of several definitions of one name in one scope (a redefinition, `@overload` stubs, a
+    property's setter), the last: it is what the name is bound to once the scope has run."""
+    last: dict[tuple[str, str], Node] = {}
+    for n in nodes:
+        last[(n.path, n.parent)] = n
+    return [n for n in nodes if last[(n.path, n.parent)] is n]
 
 
 REF_EDGE_KINDS = ("calls", "throws", "extends", "implements", "tests")
@@ -548,8 +635,8 @@ class MemoryResolver(Resolver):
             self._children[(n.parent, n.name)].append(n)
             if n.type != "module":
                 named[n.name].append(n)
-            if n.lang == "go":
-                self._signatures[n.id] = row[7] or ""
+            if n.lang == "go" or (n.lang == "python" and row[7] and "->" in row[7]):
+                self._signatures[n.id] = row[7]
             meta = row[8]
             # meta_json is our own json.dumps (or SQLite's minified copy): "test" only as a key.
             if meta != "{}" and ('"test": true' in meta or '"test":true' in meta):
@@ -567,7 +654,9 @@ class MemoryResolver(Resolver):
         cls, conn: sqlite3.Connection, facts: list[FileFacts], root: Path | None
     ) -> MemoryResolver:
         rows = (
-            (r[0], r[1], r[2], r[4], r[5], r[11], r[12], r[8], r[13], r[6], r[7]) for fx in facts for r in fx.nodes
+            (r[0], r[1], r[2], r[4], r[5], r[11], r[12], r[8], r[13], r[6], r[7])
+            for fx in facts
+            for r in fx.nodes
         )
         imports = {fx.path: [r[1:6] for r in fx.imports] for fx in facts}
         return cls(conn, {fx.path: fx.lang for fx in facts}, rows, imports, root)
