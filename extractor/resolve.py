@@ -75,12 +75,12 @@ class Resolver:
         self._children: dict[tuple[str, str], list[Node]] = defaultdict(list)
         self._named: dict[str, list[Node]] = {}
         self._bindings: dict[str, tuple[dict[str, Binding], list[list[str]]]] = {}
-        self._line_bindings: dict[str, list[tuple[int, str, Binding]]] = {}
+        self._line_bindings: dict[str, dict[str, list[tuple[int, Binding]]]] = {}
         self._bases: dict[str, list[str]] = {}
         self._by_id: dict[str, Node | None] = {}
-        self._global_cands: dict[tuple[str, str, bool], list[Node]] = {}
+        self._global_cands: dict[tuple[str, str, bool, bool], list[Node]] = {}
         self._named_where: dict[tuple[str, str, str], list[Node]] = {}
-        self._global_parents: dict[tuple[str, str, bool], Counter[str]] = {}
+        self._global_parents: dict[tuple[str, str, bool, bool], Counter[str]] = {}
         self._test_paths: dict[str, bool] = {}
 
     # ---- graph reads ---------------------------------------------------------------------
@@ -285,22 +285,24 @@ class Resolver:
                         head, Binding(resolve_module(self.index, head, path, lang), external=True)
                     )
         self._bindings[path] = (names, stars)
-        self._line_bindings[path] = by_line
+        by_name: dict[str, list[tuple[int, Binding]]] = {}
+        for line, local, b in by_line:
+            by_name.setdefault(local, []).append((line, b))
+        self._line_bindings[path] = by_name
         return names, stars
 
     def local_import(self, path: str, lang: str, src: Node | None, name: str) -> Binding | None:
         """`from m import name` inside the function `src` (Python): a local name that shadows
         every enclosing and module-level definition of `name`, the function's own included."""
-        if (
-            src is None
-            or src.type not in ("function", "method")
-            or not languages.LANGUAGES[lang].local_imports
-        ):
+        if src is None or src.type not in ("function", "method"):
             return None
-        self.bindings(path, lang)
+        by_name = self._line_bindings.get(path)
+        if by_name is None:
+            self.bindings(path, lang)
+            by_name = self._line_bindings[path]
         found = None
-        for line, local, b in self._line_bindings[path]:
-            if local == name and src.start <= line <= src.end:
+        for line, b in by_name.get(name, ()):
+            if src.start <= line <= src.end:
                 found = b
         return found
 
@@ -392,7 +394,7 @@ class Resolver:
                     return hits, "import"
             return self._global(lang, name, src, bare=False, receiver=receiver)
         # Bare name: a function-local import first, then lexical scopes, innermost out.
-        b = self.local_import(path, lang, src, name)
+        b = self.local_import(path, lang, src, name) if spec.local_imports else None
         if b is not None:
             if b.external:
                 return [], "external"
@@ -535,21 +537,20 @@ class Resolver:
         """
         if bare and lang not in ("c", "cpp"):
             return [], "none"
-        key = (name, lang, bare)
+        library = not self._is_test_path(src.path if src is not None else "", lang)
+        key = (name, lang, bare, library)
         base = self._global_cands.get(key)
         if base is None:
             family = FAMILIES[lang]
             want = "function" if bare else "method"
-            base = self._global_cands[key] = [
-                n for n in self.named_where(name, "type", want) if n.lang in family
-            ]
+            base = [n for n in self.named_where(name, "type", want) if n.lang in family]
+            if library:  # library code does not call into its tests; a stub (.pyi) is not what runs
+                base = [
+                    n for n in base if not self._is_test_path(n.path, n.lang) and not n.path.endswith(".pyi")
+                ]
+            self._global_cands[key] = base
         # Common names have thousands of candidates: filter only what can change the verdict.
         cands = [n for n in base if n.id != src.id] if src is not None and src.name == name else base
-        if cands and not self._is_test_path(src.path if src is not None else "", lang):
-            # Library code does not call into its tests; a stub (.pyi) is not what runs.
-            cands = [
-                n for n in cands if not self._is_test_path(n.path, n.lang) and not n.path.endswith(".pyi")
-            ]
         if not bare and src is not None and receiver.split(".")[0] in languages.LANGUAGES[lang].self_names:
             # `this.items.get()`: a field's type is unknown, but it is rarely the object's own class.
             cls = self.enclosing_class(src)
@@ -573,7 +574,7 @@ class Resolver:
             )
         return hit
 
-    def _count_in(self, key: tuple[str, str, bool], parents: set[str]) -> int:
+    def _count_in(self, key: tuple[str, str, bool, bool], parents: set[str]) -> int:
         """How many global candidates for `key` are defined directly in one of `parents`."""
         counts = self._global_parents.get(key)
         if counts is None:
