@@ -137,12 +137,12 @@ def test_incremental_reading_the_graph_into_memory_equals_fresh(
     case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Incremental runs that redo many references read the whole graph into memory first
-    (`MemoryResolver.from_db`); forced here for every run, the result must not change."""
+    (`MemorySymbols.from_db`); forced here for every run, the result must not change."""
     used: list[int] = []
-    real = resolve.MemoryResolver.from_db.__func__
+    real = resolve.MemorySymbols.from_db.__func__
     monkeypatch.setattr(resolve, "_MEMORY_MIN_REFS", 0)
     monkeypatch.setattr(
-        resolve.MemoryResolver, "from_db", classmethod(lambda cls, conn: used.append(1) or real(cls, conn))
+        resolve.MemorySymbols, "from_db", classmethod(lambda cls, conn: used.append(1) or real(cls, conn))
     )
     _edit_and_delete_match_fresh(case, tmp_path)
     assert used, "the in-memory resolver was not used"
