@@ -54,6 +54,68 @@ class LanguageSpec:
 
 
 _C_DOCS = ("///", "//!", "/**", "//", "/*")
+# Built-in types a declared type or receiver may name (never repository code).
+_JS_BUILTINS = frozenset(
+    [
+        "string",
+        "number",
+        "boolean",
+        "any",
+        "unknown",
+        "object",
+        "bigint",
+        "symbol",
+        "never",
+        "void",
+        "Array",
+        "ReadonlyArray",
+        "Map",
+        "Set",
+        "WeakMap",
+        "WeakSet",
+        "Promise",
+        "Date",
+        "RegExp",
+        "Error",
+        "Object",
+        "String",
+        "Number",
+        "Boolean",
+        "JSON",
+        "Math",
+        "Record",
+        "Partial",
+        "Readonly",
+        "console",
+    ]
+)
+_JAVA_BUILTINS = frozenset(
+    [
+        "String",
+        "Object",
+        "StringBuilder",
+        "Integer",
+        "Long",
+        "Double",
+        "Float",
+        "Boolean",
+        "Character",
+        "Byte",
+        "Short",
+        "Math",
+        "System",
+        "Thread",
+        "Class",
+        "Iterable",
+        "Comparable",
+        "Runnable",
+        "Number",
+        "Throwable",
+        "Exception",
+        "RuntimeException",
+        "Error",
+    ]
+)
 
 LANGUAGES: dict[str, LanguageSpec] = {
     spec.name: spec
@@ -84,6 +146,7 @@ LANGUAGES: dict[str, LanguageSpec] = {
             test_path=r"(\.(test|spec)\.[cm]?jsx?$|(^|/)__tests__/)",
             test_name=r".",
             case_module_files=("index.js", "index.jsx", "index.mjs"),
+            builtin_types=_JS_BUILTINS,
         ),
         LanguageSpec(
             "typescript",
@@ -96,6 +159,7 @@ LANGUAGES: dict[str, LanguageSpec] = {
             test_path=r"(\.(test|spec)\.tsx?$|(^|/)__tests__/)",
             test_name=r".",
             case_module_files=("index.ts", "index.tsx"),
+            builtin_types=_JS_BUILTINS,
         ),
         LanguageSpec(
             "tsx",
@@ -109,6 +173,7 @@ LANGUAGES: dict[str, LanguageSpec] = {
             test_path=r"(\.(test|spec)\.tsx?$|(^|/)__tests__/)",
             test_name=r".",
             case_module_files=("index.tsx", "index.ts"),
+            builtin_types=_JS_BUILTINS,
         ),
         LanguageSpec(
             "java",
@@ -122,6 +187,7 @@ LANGUAGES: dict[str, LanguageSpec] = {
             class_scoped_calls=True,
             package_is_dir=True,
             module_separator=".",
+            builtin_types=_JAVA_BUILTINS,
         ),
         LanguageSpec(
             "go",

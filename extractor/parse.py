@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tree_sitter import Node, Parser, Query, QueryCursor
 
-from extractor import languages
+from extractor import languages, pytypes
 from extractor.receivers import Binding, ReceiverTypes
 
 CLASS_LIKE = {"class", "struct", "interface", "enum", "trait"}
@@ -198,7 +198,7 @@ _REF_KINDS = {
 }
 
 
-_BIND_KINDS = ("annotation", "call", "alias", "iter_call", "iter")
+_BIND_KINDS = ("annotation", "call", "alias", "iter_call", "iter", "field_annotation")
 
 
 def _is_role(capture: str) -> bool:
@@ -299,6 +299,8 @@ def parse_source(path: str, lang: str, source: bytes) -> FileFacts:
                 value_nodes = caps.get("bind." + kind)
                 if value_nodes is not None:
                     name_text = caps["bind.name"][0].text.decode("utf-8", "replace")
+                    if kind == "field_annotation":  # a constructor's parameter property: this.x
+                        name_text, kind = f"{spec.self_names[0]}.{name_text}", "annotation"
                     bindings_raw.append(
                         (main, name_text, kind, value_nodes[0].text.decode("utf-8", "replace"))
                     )
@@ -407,9 +409,18 @@ def parse_source(path: str, lang: str, source: bytes) -> FileFacts:
     if bindings_raw:
         scopes = {file_id: ("module", "")}
         scopes.update((d.fact.id, (d.fact.type, d.fact.parent)) for d in defs if d.fact is not None)
-        types = ReceiverTypes(
-            scopes, [Binding(holder(a), n, k, t) for a, n, k, t in bindings_raw], spec.self_names
-        )
+        binds = [Binding(holder(a), n, k, t) for a, n, k, t in bindings_raw]
+        if spec.typed_receivers:  # Python annotations; call results resolved later
+            types = ReceiverTypes(scopes, binds, spec.self_names)
+        else:  # Java/TypeScript declared types
+            types = ReceiverTypes(
+                scopes,
+                binds,
+                spec.self_names,
+                pytypes.declared,
+                lambda _: "",
+                fields_in_scope=spec.class_scoped_calls,
+            )
     refs: list[tuple] = []
     seen_refs: set[tuple] = set()
     for kind, anchor, name, receiver, source_type in refs_raw:

@@ -1,4 +1,7 @@
-"""Receiver types from Python annotations: the text of an annotation -> the name of a class.
+"""Receiver types from annotations: the text of an annotation -> the name of a class.
+
+Python annotations (`direct`, `element`), and the declared types of Java and TypeScript
+(`declared`: `List<Shape>` -> `List`, `Store<User> | undefined` -> `Store`).
 
 A call `x.m()` resolves precisely when `x`'s class is known; annotations (`x: Item`,
 `-> list[Item]`, `self.kind: Kind`) say it, where the code has them. This module only turns
@@ -117,6 +120,20 @@ def element(annotation: str) -> str:
     if base.rpartition(".")[2] in ("tuple", "Tuple") and not (len(args) == 2 and args[1] == "..."):
         return ""
     return direct(args[0])
+
+
+_GENERIC_ARGS = re.compile(r"<.*>")
+_NO_CLASS = {"var", "let", "const", "auto", "null", "undefined", "void"}
+
+
+def declared(text: str) -> str:
+    """A Java/TypeScript declared type -> the class it names ('' for arrays, unions of several
+    types, inferred `var`, primitives' keywords are kept: they are no repo class either way)."""
+    parts = [p.strip() for p in "".join(text.split()).split("|")]
+    parts = [_GENERIC_ARGS.sub("", p).removeprefix("readonly") for p in parts if p not in _NO_CLASS]
+    if len(parts) != 1 or "[" in parts[0]:
+        return ""
+    return parts[0] if _DOTTED.fullmatch(parts[0]) else ""
 
 
 def return_annotation(signature: str) -> str:

@@ -18,12 +18,14 @@ are not followed.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from extractor import pytypes
 
 _DOTTED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 _CONFLICT = ""  # a name with two different types: unknown
+_CLASS_LIKE = {"class", "struct", "interface", "enum", "trait"}
 
 
 @dataclass(slots=True)
@@ -65,10 +67,19 @@ class ReceiverTypes:
     """The types one file gives its names, by scope; `rewrite` applies them to a receiver."""
 
     def __init__(
-        self, scopes: dict[str, tuple[str, str]], bindings: list[Binding], self_names: tuple[str, ...]
+        self,
+        scopes: dict[str, tuple[str, str]],
+        bindings: list[Binding],
+        self_names: tuple[str, ...],
+        direct: Callable[[str], str] = pytypes.direct,
+        element: Callable[[str], str] = pytypes.element,
+        fields_in_scope: bool = False,
     ) -> None:
-        """`scopes`: node id -> (type, parent id) for every definition and the file itself."""
+        """`scopes`: node id -> (type, parent id) for every definition and the file itself;
+        `direct`/`element`: the language's annotation -> class name; `fields_in_scope`: a bare
+        name may be a field of the enclosing class (Java)."""
         self.self_names = self_names
+        self.direct, self.element, self.fields_in_scope = direct, element, fields_in_scope
         self.scopes = {i: Scope(t, p) for i, (t, p) in scopes.items()}
         self.attrs: dict[str, dict[str, str]] = {}  # class id -> attribute -> type expression
         self.attr_ann: dict[str, dict[str, str]] = {}
@@ -95,7 +106,7 @@ class ReceiverTypes:
             if cls is None:
                 return None
             return self.attrs.setdefault(cls, {}), self.attr_ann.setdefault(cls, {}), attr
-        if scope.type == "class":  # class-level `x: T` / `x = T()`: what `self.x` is
+        if scope.type in _CLASS_LIKE:  # class-level `x: T` / `x = T()`: what `self.x` is
             return self.attrs.setdefault(b.scope, {}), self.attr_ann.setdefault(b.scope, {}), b.name
         return scope.names, scope.annotations, b.name
 
@@ -108,7 +119,7 @@ class ReceiverTypes:
         text = "".join(b.text.split())
         if b.kind == "annotation":
             anns[name] = text
-            _put(types, name, pytypes.direct(text), True, strong_names)
+            _put(types, name, self.direct(text), True, strong_names)
         elif b.kind == "call" and _DOTTED.fullmatch(text):
             _put(types, name, self._substitute(b.scope, text) + "()", False, strong_names)
         elif b.kind == "iter_call" and _DOTTED.fullmatch(text):
@@ -116,17 +127,17 @@ class ReceiverTypes:
         elif b.kind == "alias" and text.isidentifier():
             ann = self._annotation(b.scope, text)
             if ann:
-                _put(types, name, pytypes.direct(ann), False, strong_names)
+                _put(types, name, self.direct(ann), False, strong_names)
         elif b.kind == "iter" and _DOTTED.fullmatch(text):
             ann = self._annotation(b.scope, text)
             if ann:
-                _put(types, name, pytypes.element(ann), False, strong_names)
+                _put(types, name, self.element(ann), False, strong_names)
 
     def _class_of(self, scope_id: str) -> str | None:
         """The class whose methods (or nested functions of them) `scope_id` is in."""
         while scope_id in self.scopes:
             s = self.scopes[scope_id]
-            if s.type == "class":
+            if s.type in _CLASS_LIKE:
                 return scope_id
             scope_id = s.parent
         return None
@@ -152,7 +163,10 @@ class ReceiverTypes:
             return self.attrs.get(cls, {}).get(attr, "") if cls else ""
         while scope_id in self.scopes:
             s = self.scopes[scope_id]
-            if s.type != "class" and head in s.names:  # class bodies do not enclose their methods
+            if s.type in _CLASS_LIKE:  # class bodies do not enclose their methods' names...
+                if self.fields_in_scope and head in self.attrs.get(scope_id, {}):
+                    return self.attrs[scope_id][head]  # ...but Java's fields are in scope
+            elif head in s.names:
                 return s.names[head]
             scope_id = s.parent
         return ""

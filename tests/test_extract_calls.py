@@ -112,3 +112,28 @@ def test_two_types_for_one_name_give_none() -> None:
     source = b"def f(flag):\n    x = A()\n    if flag:\n        x = B()\n    x.run()\n"
     refs = [r for r in parse_source("m.py", "python", source).refs if r[3] == "run"]
     assert [r[4] for r in refs] == ["x"]
+
+
+@pytest.mark.parametrize(
+    ("declared", "name"),
+    [
+        ("Shape", "Shape"),
+        ("List<Shape>", "List"),
+        ("Map.Entry<K, V>", "Map.Entry"),
+        ("Store<User> | undefined", "Store"),
+        ("User | null", "User"),
+        ("User | Admin", ""),
+        ("Shape[]", ""),
+        ("var", ""),
+    ],
+)
+def test_declared_types(declared: str, name: str) -> None:
+    assert pytypes.declared(declared) == name
+
+
+def test_java_fields_are_in_scope_unqualified() -> None:
+    source = (
+        b"class A {\n  private Repo repo;\n  void run() {\n    repo.save();\n    this.repo.load();\n  }\n}\n"
+    )
+    refs = {r[3]: r[4] for r in parse_source("A.java", "java", source).refs if r[2] == "calls"}
+    assert refs == {"save": "Repo", "load": "Repo"}

@@ -150,3 +150,32 @@
     function: (identifier) @_require
     arguments: (arguments . (string (string_fragment) @import.module) .))
   (#eq? @_require "require")) @import
+
+; ---------------------------------------------------------------- receiver types
+; (extractor/receivers.py) annotated parameters, fields and variables, `x = new Foo()`;
+; a constructor's parameter property (`constructor(private store: Store)`) types `this.store`.
+(required_parameter
+  (accessibility_modifier)
+  pattern: (identifier) @bind.name
+  type: (type_annotation (_) @bind.field_annotation)) @binding
+(required_parameter
+  pattern: (identifier) @bind.name
+  type: (type_annotation (_) @bind.annotation)) @binding
+(optional_parameter
+  pattern: (identifier) @bind.name
+  type: (type_annotation (_) @bind.annotation)) @binding
+(public_field_definition
+  name: (property_identifier) @bind.name
+  type: (type_annotation (_) @bind.annotation)) @binding
+(public_field_definition
+  name: (property_identifier) @bind.name
+  value: (new_expression constructor: [(identifier) (member_expression)] @bind.annotation)) @binding
+(variable_declarator
+  name: (identifier) @bind.name
+  type: (type_annotation (_) @bind.annotation)) @binding
+(variable_declarator
+  name: (identifier) @bind.name
+  value: (new_expression constructor: [(identifier) (member_expression)] @bind.annotation)) @binding
+(assignment_expression
+  left: (member_expression) @bind.name
+  right: (new_expression constructor: [(identifier) (member_expression)] @bind.annotation)) @binding
