@@ -39,7 +39,7 @@ def hostile_git_repo(repo: Path, marker_dir: Path) -> list[Path]:
     _git(repo, "init", "-q")
     _git(repo, "-c", "user.email=t@t", "-c", "user.name=t", "add", "-A")
     _git(repo, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "-m", "init")
-    (repo / "pkg" / "untracked.py").write_text("def delta():\n    return 4\n")
+    (repo / "untracked_extra.py").write_text("def delta():\n    return 4\n")
     markers = {k: marker_dir / f"PWNED-{k}" for k in ("fsmonitor", "pager", "hook", "cred", "ssh", "diff")}
     hooks = repo / "evil-hooks"
     hooks.mkdir()
@@ -75,7 +75,7 @@ def test_f1_hostile_git_config_runs_nothing(tmp_path: Path) -> None:
     assert ran.returncode == 0, ran.stderr
     assert [m.name for m in markers if m.exists()] == []
     with Graph(graph) as g:  # git's listing was still used: the untracked file is indexed
-        assert g.node("pkg/untracked.py") is not None
+        assert g.node("untracked_extra.py") is not None
         assert g.meta("commit")
 
 
