@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -26,6 +27,16 @@ def normalize_endpoint(endpoint: str) -> str:
     if not base.startswith(("http://", "https://")):
         raise NanodexError(
             f"endpoint '{endpoint}' is not an http(s) URL", "pass e.g. http://127.0.0.1:8000/v1"
+        )
+    parts = urllib.parse.urlsplit(base)
+    try:
+        port = parts.port
+    except ValueError:  # out of 0-65535, or not a number
+        port = -1
+    if not parts.hostname or port == -1 or port == 0:
+        raise NanodexError(
+            f"endpoint '{endpoint}' has no valid host and port (a port is 1-65535)",
+            "pass e.g. http://127.0.0.1:8000/v1",
         )
     for suffix in ("/chat/completions", "/completions", "/models"):
         if base.endswith(suffix):
@@ -191,12 +202,19 @@ class ChatClient:
         data = self._json("POST", "/v1/chat/completions", body)
         try:
             choice = data["choices"][0]
-            text = choice["message"].get("content") or ""
+            content = choice["message"].get("content")
         except (KeyError, IndexError, TypeError, AttributeError) as err:
             raise NanodexError(
                 f"{self.base}/chat/completions answered an unexpected shape: {_one_line(str(data), 160)}",
                 "point ENDPOINT at an OpenAI-compatible server",
             ) from err
+        if not isinstance(content, str):  # null (or not text): no answer, never an empty one
+            raise NanodexError(
+                f"{self.base}/chat/completions answered no text (content {json.dumps(content)[:40]}, "
+                f"finish_reason {choice.get('finish_reason')!r})",
+                "see the server's log; check that the model is a chat model and max_tokens is above 0",
+            )
+        text = content
         return Completion(
             text=text,
             model=str(data.get("model", model)),
@@ -239,18 +257,26 @@ class ChatClient:
     def _stream(self, body: dict[str, Any], on_delta: Callable[[str], None] | None) -> Completion:
         parts: list[str] = []
         out = Completion(text="", model=str(body["model"]))
+        got_content = False  # a delta with text (even "") arrived: null all along is no answer
         for event in self._events(body):
             out.model = str(event.get("model") or out.model)
             if event.get("usage"):
                 out.usage = dict(event["usage"])
             for choice in event.get("choices") or []:
-                piece = (choice.get("delta") or {}).get("content") or ""
+                raw = (choice.get("delta") or {}).get("content")
+                got_content = got_content or isinstance(raw, str)
+                piece = raw if isinstance(raw, str) else ""
                 if piece:
                     parts.append(piece)
                     if on_delta:
                         on_delta(piece)
                 if choice.get("finish_reason"):
                     out.finish_reason = choice["finish_reason"]
+        if not got_content:
+            raise NanodexError(
+                f"{self.base}/chat/completions streamed no text (finish_reason {out.finish_reason!r})",
+                "see the server's log; check that the model is a chat model and max_tokens is above 0",
+            )
         out.text = "".join(parts)
         return out
 
