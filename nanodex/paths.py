@@ -68,7 +68,7 @@ def sweep_stale_temps(target: str | Path) -> list[Path]:
     prefix = f".{target.name}{_TMP_MARK}"
     for p in target.parent.glob(f"{glob_escape(prefix)}*"):
         pid_text = p.name[len(prefix) :].split("-", 1)[0]
-        if pid_text.isdigit() and _pid_alive(int(pid_text)) and int(pid_text) != os.getpid():
+        if pid_text.isdigit() and _pid_alive(int(pid_text)):  # this process's own included
             continue
         if not pid_text.isdigit() and time.time() - p.lstat().st_mtime < 24 * 3600:
             continue  # an old-style name without a PID: only once it is a day old
