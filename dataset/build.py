@@ -212,10 +212,27 @@ def build_dataset(cfg: DatasetConfig, paraphraser: object | None = None) -> dict
         )
     finally:
         k.graph.close()
-    _write_jsonl(cfg.out_jsonl, train)
-    _write_jsonl(cfg.eval_jsonl, evals)
-    atomic_write_text(cfg.stats_json, json.dumps(stats, indent=1, sort_keys=True) + "\n")
+    _write_set(cfg, train, evals, stats)
     return stats
+
+
+def _write_set(
+    cfg: DatasetConfig, train: list[dict[str, Any]], evals: list[dict[str, Any]], stats: dict[str, Any]
+) -> None:
+    """Write train, eval, then stats.json, which records the sha256 of the other two.
+
+    Three renames cannot be one atomic step; a run killed between them leaves a new file beside
+    old ones. stats.json goes last and names the hashes, so a reader (trainer.data.load_rows)
+    finds a mixed set and says so instead of training on it.
+    """
+    hashes: dict[str, str] = {}
+    stats_dir = Path(cfg.stats_json).resolve().parent
+    for path, rows in ((cfg.out_jsonl, train), (cfg.eval_jsonl, evals)):
+        text = _write_jsonl(path, rows)
+        if Path(path).resolve().parent == stats_dir:
+            hashes[Path(path).name] = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    stats["outputs_sha256"] = hashes
+    atomic_write_text(cfg.stats_json, json.dumps(stats, indent=1, sort_keys=True) + "\n")
 
 
 def _add_context(
@@ -251,7 +268,8 @@ def _reword(rows: list[dict[str, Any]], cfg: DatasetConfig, paraphraser: Any) ->
     return done, rejected
 
 
-def _write_jsonl(path: str, rows: list[dict[str, Any]]) -> None:
+def _write_jsonl(path: str, rows: list[dict[str, Any]]) -> str:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
     atomic_write_text(path, text)
+    return text

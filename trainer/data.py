@@ -58,9 +58,17 @@ def require_dataset(path: str | Path, what: str = "dataset") -> Path:
 def load_rows(path: str | Path, *, what: str = "dataset", limit: int = 0) -> list[dict[str, Any]]:
     """Read a JSONL dataset; missing, empty or malformed files are one-line errors naming the fix."""
     p = require_dataset(path, what)
+    check_dataset_set(p)
     rows: list[dict[str, Any]] = []
-    with p.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
+    with p.open("rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise NanodexError(
+                    f"{p}:{lineno}: not UTF-8 (byte {err.start + 1} of the line)",
+                    "re-run `make dataset`, or re-encode the file as UTF-8",
+                ) from err
             if not line.strip():
                 continue
             try:
@@ -82,6 +90,35 @@ def load_rows(path: str | Path, *, what: str = "dataset", limit: int = 0) -> lis
     return rows
 
 
+def check_dataset_set(path: Path) -> None:
+    """A dataset file written by `make dataset` must be the one its stats.json lists.
+
+    The dataset stage writes train.jsonl, eval.jsonl and then stats.json, which records each
+    file's sha256; a run killed between those renames leaves files from two runs side by side,
+    and this check names it instead of training on the mix. Files with no such stats.json beside
+    them (a hand-made dataset) are not checked.
+    """
+    stats = path.parent / "stats.json"
+    if not stats.is_file():
+        return
+    try:
+        data = json.loads(stats.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError) as err:
+        raise NanodexError(
+            f"{stats} is damaged ({err.__class__.__name__}): cannot check {path.name} against it",
+            "re-run `make dataset`",
+        ) from err
+    expected = (data.get("outputs_sha256") or {}).get(path.name) if isinstance(data, dict) else None
+    if expected is None:
+        return
+    if file_sha256(path) != expected:
+        raise NanodexError(
+            f"{path} is not the file {stats} lists (the dataset run that wrote them was interrupted, "
+            "or the file was edited)",
+            "re-run `make dataset` to write the set again",
+        )
+
+
 def check_row(row: dict[str, Any], where: str) -> None:
     msgs = row.get("messages")
     if msgs is not None:
@@ -91,6 +128,10 @@ def check_row(row: dict[str, Any], where: str) -> None:
             )
         if not any(m["role"] == "assistant" for m in msgs):
             raise NanodexError(f"{where}: `messages` has no assistant turn to learn", "re-run `make dataset`")
+        if any(m["role"] == "assistant" and not m["content"].strip() for m in msgs):
+            raise NanodexError(
+                f"{where}: an assistant turn is empty: nothing to learn", "re-run `make dataset`"
+            )
         return
     for key in ("prompt", "response"):
         if not isinstance(row.get(key), str) or not row[key].strip():
