@@ -23,7 +23,7 @@ from dataset.facts import Aspect, FactBuilder
 from dataset.knowledge import Knowledge, load_knowledge
 from dataset.negatives import NegativeMaker
 from dataset.selection import Pick, norm_prompt, select
-from dataset.split import eval_facts
+from dataset.split import crossing, eval_facts
 from dataset.stats import summarize
 from dataset.validate import bad_citations, leaks, present_negatives, schema_errors
 from nanodex.errors import NanodexError
@@ -180,10 +180,13 @@ def build_dataset(cfg: DatasetConfig, paraphraser: object | None = None) -> dict
                 log.warning("dropped negative %s: %s exists", r["id"], r["absent"])
             else:
                 good.append(r)
-        held = eval_facts({r["fact"] for r in good}, cfg.seed, cfg.eval_fraction)
+        held = eval_facts(good, cfg.seed, cfg.eval_fraction)
         random.Random(cfg.seed).shuffle(good)
         train = [r for r in good if r["fact"] not in held]
         evals = [r for r in good if r["fact"] in held]
+        cross = {id(r) for r in crossing(train, evals)}  # no held-out fact's refs in a training row
+        dropped["negative_crossing_split"] = len(cross)
+        train = [r for r in train if id(r) not in cross]
         if not train:
             raise NanodexError(
                 "the dataset has no training rows", "check the brain nodes (`make brain`) and counts"

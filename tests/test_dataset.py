@@ -186,6 +186,38 @@ def test_no_eval_fact_leaks_into_train(built: tuple) -> None:
     assert several, "facts are asked in several phrasings"
 
 
+def test_split_by_symbol_no_held_out_subject_or_ref_set_in_training(built: tuple) -> None:
+    """Facts about one symbol, or resting on the same nodes, share a side of the split."""
+    stats, train, evals = built
+    held = [r for r in evals if not r["negative"]]
+    assert held, "the fixture must hold out positives"
+    subjects = {r["subject"] for r in train if r.get("subject")}
+    ref_sets = {frozenset(r["refs"]) for r in train}
+    assert not [r["id"] for r in held if r.get("subject") in subjects]
+    assert not [r["id"] for r in held if frozenset(r["refs"]) in ref_sets]
+    assert "negative_crossing_split" in stats["dropped"]
+
+
+def test_fact_groups_join_facts_by_subject_and_ref_set() -> None:
+    from dataset.split import eval_facts, fact_groups
+
+    rows = [
+        {"fact": "a", "subject": "m.py::X", "refs": ["m.py::X"]},
+        {"fact": "b", "subject": "m.py::X", "refs": ["m.py::X", "m.py::Y"]},  # same subject as a
+        {"fact": "c", "subject": None, "refs": ["m.py::Y", "m.py::X"]},  # same ref set as b
+        {"fact": "d", "subject": "m.py::Z", "refs": ["m.py::Z"]},
+        {"fact": "e", "subject": None, "refs": ["m.py::Z"], "negative": True},  # negatives join nothing
+        {"fact": "f", "subject": None, "refs": ["m.py::Z"], "negative": True},
+    ]
+    groups = fact_groups(rows)
+    assert groups["a"] == groups["b"] == groups["c"] == "a"
+    assert groups["d"] == "d" and groups["e"] == "e" and groups["f"] == "f"
+    for seed in range(20):
+        held = eval_facts(rows, seed, 0.5)
+        assert len({f in held for f in "abc"}) == 1, (seed, held)  # a group is never split
+        assert 0 < len(held) < 6
+
+
 def test_negatives_are_truly_absent_and_cite_the_closest_real_node(shop: DatasetConfig, built: tuple) -> None:
     _, train, evals = built
     negs = [r for r in train + evals if r["negative"]]
