@@ -152,6 +152,7 @@ def build_dataset(cfg: DatasetConfig, paraphraser: object | None = None) -> dict
         aspects = [a for a in aspects if _grounded(a, memo[id(a)] or "", k)]
         picks, short, ambiguous = select(aspects, cfg)
         rows: list[dict[str, Any]] = []
+        parts: dict[str, list[str]] = {}  # row id -> answer parts, rebuilt around the code shown
         for kind in KINDS:
             for p in picks[kind]:
                 a = p.aspect
@@ -159,6 +160,7 @@ def build_dataset(cfg: DatasetConfig, paraphraser: object | None = None) -> dict
                 rows.append(
                     make_row(kind, a.fact, p.prompt, answer, a.refs, subject=a.subject, aspect=a.aspect)
                 )
+                parts[rows[-1]["id"]] = a.parts
         seen = {norm_prompt(r["prompt"]) for r in rows}
         negs, neg_short = _negatives(k, cfg, picks, seen)
         short.update(neg_short)
@@ -191,7 +193,7 @@ def build_dataset(cfg: DatasetConfig, paraphraser: object | None = None) -> dict
             raise NanodexError(
                 "the dataset has no training rows", "check the brain nodes (`make brain`) and counts"
             )
-        context = _add_context(k, cfg, train, evals)
+        context = _add_context(k, cfg, train, evals, parts)
         stats = summarize(
             train,
             evals,
@@ -221,16 +223,20 @@ def build_dataset(cfg: DatasetConfig, paraphraser: object | None = None) -> dict
 
 
 def _add_context(
-    k: Knowledge, cfg: DatasetConfig, train: list[dict[str, Any]], evals: list[dict[str, Any]]
+    k: Knowledge,
+    cfg: DatasetConfig,
+    train: list[dict[str, Any]],
+    evals: list[dict[str, Any]],
+    parts: dict[str, list[str]],
 ) -> dict[str, int]:
     """Code context for `context.share` of the rows (after the split: held-out rows get what
     search retrieves, training rows the code they cite); counts of what was done."""
     if cfg.context.share <= 0:
         return {}
     with _searcher(cfg) as searcher:
-        maker = ContextMaker(k.graph, searcher, cfg.context, cfg.seed)
-        maker.add(train, held_out=False)
-        maker.add(evals, held_out=True)
+        maker = ContextMaker(k, searcher, cfg.context, cfg.max_answer_tokens, cfg.seed)
+        maker.add(train, parts, held_out=False)
+        maker.add(evals, parts, held_out=True)
     return maker.counts
 
 
