@@ -50,8 +50,8 @@ class ContextConfig:
 
     share: float = 1.0  # share of train and eval rows (seeded) that show code; 0 = bare questions
     absent_share: float = 0.2  # positive training rows whose answering code is left out ("not shown")
-    tokens: int = 360  # budget of the code shown (estimated at 3 bytes per token)
-    max_block_lines: int = 24  # a longer span is cut, and its citation follows the cut
+    tokens: int = 240  # budget of the code shown (estimated at 3 bytes per token)
+    max_block_lines: int = 16  # a longer span is cut, and its citation follows the cut
     cited_blocks: int = 1  # other spans the answer cites, shown beside the subject's code
     distractors: int = 2  # blocks search finds for the question, shown beside the cited code
     search_k: int = 5  # search hits considered (held-out rows show these, as `make query` does)
