@@ -237,11 +237,11 @@ def read_code(code: str, name: str = "", module: bool = False) -> CodeFacts:
     in_doc = False
     for t in body:
         s = t.strip()
-        if s.startswith(('"""', "'''")):  # skip docstring lines: their words are not code
-            in_doc = not (len(s) > 3 and s.endswith(s[:3]))
-            continue
-        if in_doc:
+        if in_doc:  # skip docstring lines: their words are not code
             in_doc = not s.endswith(('"""', "'''"))
+            continue
+        if s.startswith(('"""', "'''")):
+            in_doc = not (len(s) > 3 and s.endswith(s[:3]))
             continue
         if s.startswith(("#", "//", "*", "/*")):
             continue
@@ -364,7 +364,11 @@ def describe(
     the top; a class: its methods, not its calls).
     """
     f = read(code, name, kind)
-    joiner, predicate = what_it_does(f)
+    own = name.rsplit(".", 1)[-1]
+    if f.doc.startswith(own + " ") and len(f.doc) > len(own) + 1:  # Go style: "Open dials ..."
+        joiner, predicate = " ", f.doc[len(own) + 1 :]
+    else:
+        joiner, predicate = what_it_does(f)
     opening = f"{tick(name)} {label}{joiner}{predicate}"
     classy = kind not in ("function", "method")
     stmts = {

@@ -572,3 +572,39 @@ def test_on_this_repository(tmp_path: Path) -> None:
     assert stats["citations"]["validity"] == 1.0
     assert stats["leakage"] == {"facts": 0, "prompts": 0, "answers": 0}
     assert stats["coverage"]["share"] >= 0.9
+
+
+def test_describe_reads_what_the_code_shown_does() -> None:
+    """The opening sentence comes from the lines shown: docstring (conjugated), raises, returns, calls."""
+    from dataset.describe import describe, read_code
+
+    code = textwrap.dedent(
+        '''\
+        def acquire(self, timeout: float = 1.0) -> Conn:
+            """Take a connection from the pool, waiting up to `timeout` seconds.
+
+            More text that is not the first sentence.
+            """
+            if self.closed:
+                raise PoolClosed("closed")
+            conn = self._queue.get(timeout=timeout)
+            self._check(conn)
+            return conn
+        '''
+    )
+    facts = read_code(code, "Pool.acquire")
+    assert facts.raises == ["PoolClosed"] and facts.returns == ["conn"]
+    assert facts.calls == ["_check"]  # `self._queue.get` is a container call, the raise is not a call
+    text = describe("Pool.acquire", "[src/pool.py:40-49]", code, focus="raises")
+    assert text == (
+        "`Pool.acquire` [src/pool.py:40-49] takes a connection from the pool, waiting up to "
+        "`timeout` seconds. It raises `PoolClosed`. It returns `conn`."
+    )
+    go = "// Open dials the server and returns a session.\nfunc Open(addr string) (*Session, error) {\n\treturn dial(addr)\n}"
+    assert describe("Open", "[s.go:1-4]", go, extra=1).startswith(
+        "`Open` [s.go:1-4] dials the server and returns a session. It returns `dial(addr)`."
+    )
+    cls = "class Cart:\n    def add(self, x):\n        pass\n    def total(self):\n        return 0\n"
+    assert describe("Cart", "[c.py:1-5]", cls, kind="class") == (
+        "`Cart` [c.py:1-5] is defined as `class Cart`. It defines `add` and `total`."
+    )
