@@ -245,7 +245,7 @@ def train(cfg: TrainConfig, *, resume: bool | str = False, callbacks: Sequence[A
         args=args,
         train_dataset=data.ListDataset(train_set),
         eval_dataset=data.ListDataset(eval_set) if eval_set else None,
-        data_collator=data.Collator(pad_id=tok.pad_token_id),
+        data_collator=data.Collator(pad_id=tok.pad_token_id, answer_logits_only=cfg.answer_logits_only),
         processing_class=tok,
         callbacks=[ProgressCallback(history), *callbacks],
     )
