@@ -53,7 +53,7 @@ from extractor.config import ExtractConfig
 from extractor.graph import Graph
 from scripts.bench import Check, Section, table
 
-PACKAGES = ("_pytest", "click", "jinja2", "yaml", "pluggy", "tqdm")
+PACKAGES = ("_pytest", "jinja2", "yaml", "pluggy", "tqdm", "markdown_it")
 STDLIB_SKIP = {"site-packages", "test", "tests", "idlelib", "lib2to3", "__pycache__"}
 METHODS = ("lexical", "dense", "hybrid", "bm25s")
 MIN_NODES = 20_000
