@@ -201,7 +201,7 @@ def _rank(x: np.ndarray, gold: int | None, w: np.ndarray) -> int | None:
     return int((s > s[gold]).sum())
 
 
-def fit(cfg: BrainConfig, dataset_dir: Path, *, max_pairs: int = 3000, write: bool = True) -> dict:
+def fit(cfg: BrainConfig, dataset_dir: Path, *, max_pairs: int = 1000, write: bool = True) -> dict:
     """Fit on the dataset's pairs, report held-out recall before/after, write the model (see module doc)."""
     from brain.search import Searcher
 

@@ -331,6 +331,10 @@ class Searcher:
             span = dense_hi - dense_lo
             sims = np.clip((cos - dense_lo) / span, 0.0, 1.0) if span > 0 else np.ones(len(rows))
         qwords = _words(" ".join(query_terms(question)))
+        # a test or example named in the question is asked about (`test_take`, `TestCart`)
+        named_tests = {
+            r for r in exact if self.role[r] != 0 and str(self.cards[r][2]).lower().startswith("test")
+        }
         x = np.zeros((len(rows), len(FEATURES)), dtype=np.float32)
         graph_pool = dict(best[: s.graph_pool])
         for i, row in enumerate(rows):
@@ -347,7 +351,7 @@ class Searcher:
                 exact.get(row, 0.0),
                 neighbour,
                 self.prior[row],
-                0.0 if intent.role_ok(role) or row in exact else 1.0,  # named: asked for
+                0.0 if intent.role_ok(role) or row in named_tests else 1.0,
                 evidence.get(row, 0.0),
                 raised.get(row, 0.0),
                 len(nw & qwords) / len(nw) if nw else 0.0,
@@ -377,8 +381,23 @@ class Searcher:
             if not rows:
                 return []
             scores = x @ self.weights
-            order = sorted(range(len(rows)), key=lambda i: (-float(scores[i]), rows[i]))[:k]
-            return [self._hit(rows[i], float(scores[i])) for i in order]
+            # @overload stubs and redefinitions share a name: one slot, shown as the longest span
+            best: dict[tuple[str, str], tuple[float, int]] = {}
+            for i, row in enumerate(rows):
+                card = self.cards[row]
+                assert card is not None
+                key = (card[4], card[3])
+                size = int(card[6]) - int(card[5])
+                old = best.get(key)
+                if old is None:
+                    best[key] = (float(scores[i]), row)
+                    continue
+                ocard = self.cards[old[1]]
+                assert ocard is not None
+                keep = row if size > int(ocard[6]) - int(ocard[5]) else old[1]
+                best[key] = (max(old[0], float(scores[i])), keep)
+            order = sorted(best.values(), key=lambda sr: (-sr[0], sr[1]))[:k]
+            return [self._hit(row, score) for score, row in order]
         s = self.scfg
         n_cand = max(s.candidates, k)
         ranked: list[tuple[float, list[tuple[int, float]]]] = []

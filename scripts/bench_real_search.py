@@ -140,6 +140,9 @@ def evaluate_library(lib: Library, questions: list[Question], qcfg: QueryConfig)
     graph = Graph(lib.graph)
     ranks: dict[str, list[int | None]] = defaultdict(list)
     packed: list[bool] = []
+    packed8: list[bool] = []
+    n_blocks: list[int] = []
+    n_symbols: list[int] = []
     misses: list[str] = []
     try:
         fitted = searcher.weights.copy()
@@ -149,15 +152,25 @@ def evaluate_library(lib: Library, questions: list[Question], qcfg: QueryConfig)
         for q in questions:
             hits = searcher.search(q.question, 10)
             ranks["nanodex"].append(rank_of([(h.path, h.start_line, h.end_line) for h in hits], q.gold))
-            top = searcher.search(q.question, qcfg.k)
-            blocks = pack_blocks(
-                top,
-                graph.source,
-                qcfg.context_tokens,
-                max_block_lines=qcfg.max_block_lines,
-                question=q.question,
-            )
-            packed.append(packed_holds_gold(blocks, q.gold))
+            for kk, sink in ((qcfg.k, packed), (8, packed8)):
+                top = searcher.search(q.question, kk)
+                blocks = pack_blocks(
+                    top,
+                    graph.source,
+                    qcfg.context_tokens,
+                    max_block_lines=qcfg.max_block_lines,
+                    question=q.question,
+                )
+                sink.append(packed_holds_gold(blocks, q.gold))
+                if kk == qcfg.k:
+                    n_blocks.append(len(blocks))
+                    n_symbols.append(
+                        sum(
+                            1
+                            for h in top
+                            if any(b.path == h.path and h.start_line <= b.start <= h.end_line for b in blocks)
+                        )
+                    )
             if not packed[-1]:
                 misses.append(q.id)
             searcher.weights = defaults
@@ -174,6 +187,10 @@ def evaluate_library(lib: Library, questions: list[Question], qcfg: QueryConfig)
     ]
     out["recall"] = {m: recall(r) for m, r in ranks.items()}
     out["packed_holds_gold"] = sum(packed) / max(len(packed), 1)
+    out["packed_holds_gold_k8"] = sum(packed8) / max(len(packed8), 1)
+    out["k"], out["context_tokens"] = qcfg.k, qcfg.context_tokens
+    out["blocks_mean"] = sum(n_blocks) / max(len(n_blocks), 1)
+    out["symbols_mean"] = sum(n_symbols) / max(len(n_symbols), 1)
     out["packed_misses"] = misses
     out["reranker_fitted"] = lib.rerank.get("written", False)
     return out
