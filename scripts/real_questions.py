@@ -19,6 +19,10 @@ module's dotted name (from the path, with a leading `src/` and `__init__` droppe
 enclosing classes and functions. `python -m scripts.real_questions --check` downloads every
 pinned sdist and re-verifies all spans.
 
+The set: tenacity 9.2.1 and cachetools 8.0.3 (their latest releases when collected) and
+marshmallow 3.26.1 (the last 3.x release: most user questions are about the 3.x API, which 4.x
+changed); about 20-33 questions each. Filter on `Question.library` to run a subset.
+
 The sdists are only downloaded (`pip download --no-deps --no-binary :all:`), unpacked and parsed
 with `ast`: nanodex never imports, builds or runs them. (pip itself prepares an sdist's metadata
 with the package's declared build backend in an isolated environment while downloading it.)
@@ -176,8 +180,20 @@ def _safe_extract(archive: Path, dest: Path) -> None:
                     raise NanodexError(f"{archive.name}: member {name!r} would unpack outside {dest}")
             zf.extractall(dest)
         return
-    with tarfile.open(archive) as tf:
-        tf.extractall(dest, filter="data")  # no absolute paths, '..', links out, devices
+    try:
+        with tarfile.open(archive) as tf:
+            if hasattr(tarfile, "data_filter"):
+                tf.extractall(dest, filter="data")  # no absolute paths, '..', links out, devices
+                return
+            for m in tf.getmembers():  # Python < 3.11.4: the same checks by hand
+                target = (dest / m.name).resolve()
+                if not target.is_relative_to(dest) or not (m.isfile() or m.isdir()):
+                    raise NanodexError(
+                        f"{archive.name}: refusing member {m.name!r} (outside {dest} or not a file)"
+                    )
+            tf.extractall(dest)
+    except tarfile.TarError as err:
+        raise NanodexError(f"cannot unpack {archive}: {err}", f"delete {archive.parent} and retry") from err
 
 
 def fetch_source(library: str, version: str, cache_dir: str | Path | None = None) -> Path:
