@@ -1,0 +1,687 @@
+"""Real-question answer benchmark (issue 15): does the expert beat the base on real questions?
+
+For each library of the real-question set (scripts/real_questions.jsonl: questions from public
+GitHub issues and Q&A threads, gold symbols at a pinned version), the pinned sdist is fetched and
+the expert is built with the DEFAULT pipeline: the stages run as subprocesses exactly as
+`make extract brain brain-embed dataset train-qlora` runs them (same modules, same configs), only
+into a bench work folder, bench-out/answers/<library>-<version>/<code key>/. Each stage leaves a
+stamp there, so a rerun reuses what is done and an interrupted training run resumes from its
+newest checkpoint. The code key hashes the nanodex code the stages run (the git trees of every
+top-level entry except scripts/, tests/ and *.md, plus uncommitted changes to them): a new commit
+to a stage rebuilds, a new benchmark script does not.
+
+Each question then goes through the product's own query path: `Retriever(graph, QueryConfig)`
+packs the code once per question, `answer.prompt.build_messages` words the prompt, and one real
+vLLM server (`VllmServer`: base + this library's adapter) answers three arms, 4 requests at a
+time, with the query section of config/serve.yaml (greedy, its max_tokens and penalty):
+  - base bare: the question alone;
+  - base + code: the question with the packed code;
+  - expert + code: the same messages asked of the adapter.
+Per arm: the code shown holds a gold span (a packed block overlaps one); the answer names a gold
+symbol (trainer.metrics' name matching) or cites a gold span; it cites gold lines; it has a
+citation; its citations resolve in the library's graph; and the printed answer's citations
+resolve or are marked. The same table is made on nanodex's own held-out split (eval.jsonl of the
+nanodex repository built the same way; gold = the row's refs and citations; one row per fact).
+Every answer is kept in answers.jsonl in the work folder, so the numbers can be inspected.
+
+`python -m scripts.bench_answers [--quick] [--library NAME] [--limit N]`, or the `answers`
+section of `make bench`. --quick: the first library and nanodex, 6 questions each, 4 training
+steps (a smoke run of the harness: its numbers say nothing about the default training).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from nanodex.errors import NanodexError, run_main
+from scripts.bench import Check, Section, table
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / "bench-out" / "answers"
+CONFIG = ROOT / "config"
+BASE = "embedded:smollm2-135m"  # the Makefile's BASE
+ARMS = ("base bare", "base + code", "expert + code")
+EXPERT = "expert"  # the adapter's served name
+CONCURRENCY = 4  # requests in flight: vLLM batches them
+NANODEX = "nanodex"  # --library name of nanodex's own eval split
+NANODEX_ROWS = 40
+QUICK_QUESTIONS = 6
+QUICK_STEPS = 4
+KEY_EXCLUDE = ("scripts", "tests")  # top-level entries that no stage runs
+
+
+# --- gold and the metrics (pure: tested without a model) ----------------------------------------
+
+
+@dataclass(frozen=True)
+class Span:
+    path: str
+    start: int
+    end: int
+
+    def overlaps(self, path: str, start: int, end: int) -> bool:
+        return self.path == path and self.start <= end and start <= self.end
+
+
+@dataclass(frozen=True)
+class Item:
+    """One question to ask, with what a correct answer names or cites."""
+
+    id: str
+    question: str
+    spans: tuple[Span, ...]  # gold code
+    names: tuple[str, ...]  # gold symbol names an answer may use (qualname within its file, short name)
+    source: str = ""
+
+
+def symbol_names(qualname: str) -> tuple[str, ...]:
+    """Names an answer may call a symbol by: its qualname within the file and its own name.
+
+    `Environment.get_template` -> (`Environment.get_template`, `get_template`). A dunder's own
+    name (`__init__`) names nothing in particular, so only the qualified form counts for it.
+    """
+    last = qualname.rsplit(".", 1)[-1]
+    if last == qualname or (last.startswith("__") and last.endswith("__")):
+        return (qualname,)
+    return (qualname, last)
+
+
+def names_gold(answer: str, names: Iterable[str]) -> bool:
+    """The answer names a gold symbol, matched as the trainer's eval matches (identifier bounds,
+    a plain word only as code)."""
+    from trainer.metrics import _names_symbol
+
+    return any(_names_symbol(answer, n) for n in names)
+
+
+def cites_gold(citations: Iterable[Any], spans: Sequence[Span]) -> bool:
+    """Some citation (anything with path/start/end) overlaps a gold span."""
+    return any(s.overlaps(c.path, c.start, c.end) for c in citations for s in spans)
+
+
+def shows_gold(blocks: Iterable[Any], spans: Sequence[Span]) -> bool:
+    """Some packed block (path/start/end) overlaps a gold span: the answer was in the prompt."""
+    return cites_gold(blocks, spans)
+
+
+def printed_citations_ok(printed: str, resolves: Any, marks: Sequence[str]) -> tuple[int, int]:
+    """(ok, total) over the citations of the PRINTED answer: ok = resolves, or is followed by a mark.
+
+    `resolves(path, start, end) -> bool`; `marks` are the strings the product prints after a
+    citation it could not verify.
+    """
+    from nanodex.citations import CITATION
+
+    ok = total = 0
+    for m in CITATION.finditer(printed):
+        total += 1
+        path = m.group(1)[2:] if m.group(1).startswith("./") else m.group(1)
+        start = int(m.group(2))
+        end = int(m.group(3) or start)
+        if resolves(path, start, end) or any(printed.startswith(mk, m.end()) for mk in marks):
+            ok += 1
+    return ok, total
+
+
+@dataclass
+class Scored:
+    """One answer's metric flags."""
+
+    shows_gold: bool
+    names_gold: bool
+    cites_gold: bool
+    has_citation: bool
+    citations: int
+    resolving: int
+    printed_ok: int
+    printed: int
+
+
+def score(
+    item: Item,
+    answer: str,
+    citations: Sequence[Any],
+    blocks: Sequence[Any],
+    printed: str,
+    resolves: Any,
+    marks: Sequence[str],
+) -> Scored:
+    """Score one answer; `citations` carry `.resolves` as checked against the graph."""
+    cited = cites_gold(citations, item.spans)
+    ok, total = printed_citations_ok(printed, resolves, marks)
+    return Scored(
+        shows_gold=shows_gold(blocks, item.spans),
+        names_gold=cited or names_gold(answer, item.names),
+        cites_gold=cited,
+        has_citation=bool(citations),
+        citations=len(citations),
+        resolving=sum(1 for c in citations if c.resolves),
+        printed_ok=ok,
+        printed=total,
+    )
+
+
+@dataclass
+class ArmSummary:
+    arm: str
+    n: int = 0
+    shows_gold: int = 0
+    names_gold: int = 0
+    cites_gold: int = 0
+    has_citation: int = 0
+    citations: int = 0
+    resolving: int = 0
+    printed_ok: int = 0
+    printed: int = 0
+
+    def add(self, s: Scored) -> None:
+        self.n += 1
+        for f in ("shows_gold", "names_gold", "cites_gold", "has_citation"):
+            setattr(self, f, getattr(self, f) + int(getattr(s, f)))
+        for f in ("citations", "resolving", "printed_ok", "printed"):
+            setattr(self, f, getattr(self, f) + getattr(s, f))
+
+    def pct(self, f: str) -> float:
+        """Share of answers with flag `f`, in percent (0 for no answers)."""
+        return 100.0 * getattr(self, f) / self.n if self.n else 0.0
+
+    @property
+    def resolve_pct(self) -> float | None:
+        return 100.0 * self.resolving / self.citations if self.citations else None
+
+    @property
+    def printed_pct(self) -> float | None:
+        return 100.0 * self.printed_ok / self.printed if self.printed else None
+
+
+def summarize(records: Iterable[dict[str, Any]]) -> dict[str, ArmSummary]:
+    """records (answers.jsonl rows with `arm` and `scored`) -> per-arm totals, in ARMS order."""
+    out = {arm: ArmSummary(arm) for arm in ARMS}
+    for r in records:
+        out[r["arm"]].add(Scored(**r["scored"]))
+    return out
+
+
+def _pct_of(value: float | None, num: int, den: int) -> str:
+    return "-" if value is None else f"{value:.1f} ({num}/{den})"
+
+
+def print_table(title: str, summary: dict[str, ArmSummary]) -> None:
+    rows = []
+    for arm, s in summary.items():
+        rows.append(
+            [
+                arm,
+                s.n,
+                "-" if arm == "base bare" else f"{s.pct('shows_gold'):.1f}",
+                f"{s.pct('names_gold'):.1f}",
+                f"{s.pct('cites_gold'):.1f}",
+                f"{s.pct('has_citation'):.1f}",
+                _pct_of(s.resolve_pct, s.resolving, s.citations),
+                _pct_of(s.printed_pct, s.printed_ok, s.printed),
+            ]
+        )
+    table(
+        [
+            "arm",
+            "answers",
+            "code shows gold %",
+            "names/cites gold %",
+            "cites gold lines %",
+            ">=1 citation %",
+            "citations resolve %",
+            "printed resolve or marked %",
+        ],
+        rows,
+        title=title,
+    )
+
+
+# --- the pipeline: the Makefile's stages, as subprocesses, cached ----------------------------------
+
+
+def code_key() -> str:
+    """A hash of the nanodex code the stages run: git trees of the top-level entries except
+    KEY_EXCLUDE and *.md, plus uncommitted changes to them."""
+
+    def git(*args: str) -> str:
+        res = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+        if res.returncode != 0:
+            raise NanodexError(
+                f"git {' '.join(args)} failed in {ROOT}: {res.stderr.strip()}",
+                "run the benchmark from a git checkout of nanodex",
+            )
+        return res.stdout
+
+    kept = []
+    for line in git("ls-tree", "HEAD").splitlines():
+        meta, name = line.split("\t", 1)
+        if name in KEY_EXCLUDE or name.endswith(".md"):
+            continue
+        kept.append((name, meta.split()[2]))
+    diff = git("diff", "HEAD", "--", *[n for n, _ in kept])
+    h = hashlib.sha256(json.dumps(kept).encode() + diff.encode())
+    return h.hexdigest()[:12]
+
+
+@dataclass
+class Built:
+    """What the default pipeline made for one repository."""
+
+    work: Path
+    graph: Path
+    dataset: Path  # folder with train.jsonl / eval.jsonl
+    adapter: Path
+
+
+def _py() -> str:
+    return sys.executable
+
+
+def stage_commands(repo: Path, work: Path, quick: bool) -> list[tuple[str, list[str]]]:
+    """The Makefile's `extract brain brain-embed dataset train-qlora` targets, pointed at `work`.
+
+    Same modules and configs as the targets; the graph, brain nodes, dataset and adapter paths
+    are passed explicitly so nothing lands in the checkout's own brain/, dataset/ or models/.
+    """
+    graph, nodes, data = work / "graph.sqlite", work / "nodes", work / "dataset"
+    train = [
+        *("--config", str(CONFIG / "train_qlora.yaml"), "--base", BASE),
+        *("--dataset", str(data / "train.jsonl"), "--eval-dataset", str(data / "eval.jsonl")),
+        *("--graph", str(graph), "--out", str(work / "expert")),
+    ]
+    if quick:
+        train += ["--max-steps", str(QUICK_STEPS)]
+    return [
+        ("extract", ["-m", "extractor", "--config", str(CONFIG / "extract.yaml"), "--repo", str(repo), "--out", str(graph)]),
+        ("brain", ["-m", "brain", "--config", str(CONFIG / "brain.yaml"), "--graph", str(graph), "--out-dir", str(nodes)]),
+        ("brain-embed", ["-m", "brain.embed", "--config", str(CONFIG / "brain.yaml"), "--graph", str(graph)]),
+        (
+            "dataset",
+            ["-m", "dataset", "--config", str(CONFIG / "dataset.yaml"), "--graph", str(graph)]
+            + ["--nodes-dir", str(nodes), "--out", str(data)],
+        ),
+        ("train-qlora", ["-m", "trainer", *train]),
+    ]  # fmt: skip
+
+
+def build(name: str, repo: Path, work: Path, quick: bool) -> Built:
+    """Run every stage not yet stamped in `work`; resumes an interrupted training run."""
+    stamps, logs = work / "stamps", work / "logs"
+    stamps.mkdir(parents=True, exist_ok=True)
+    logs.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NANODEX_PROGRESS": "0"}
+    for stage, args in stage_commands(repo, work, quick):
+        stamp = stamps / f"{stage}.json"
+        if stamp.is_file() and json.loads(stamp.read_text())["args"] == args:
+            print(f"answers: {name}: {stage} cached ({work.name})", flush=True)
+            continue
+        if stage == "train-qlora" and any((work / "expert.checkpoints").glob("checkpoint-*")):
+            args = [*args, "--resume"]
+        print(f"answers: {name}: {stage} ...", flush=True)
+        t0 = time.perf_counter()
+        log = logs / f"{stage}.log"
+        with open(log, "wb") as fh:
+            res = subprocess.run([_py(), *args], cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT)
+        if res.returncode != 0:
+            tail = log.read_text(errors="replace").strip().splitlines()[-5:]
+            print("\n".join("   " + ln for ln in tail), file=sys.stderr)
+            raise NanodexError(f"{name}: stage {stage} exited with status {res.returncode}", f"see {log}")
+        seconds = time.perf_counter() - t0
+        tmp = stamp.with_suffix(".tmp")
+        tmp.write_text(
+            json.dumps({"args": [a for a in args if a != "--resume"], "seconds": round(seconds, 1)})
+        )
+        tmp.replace(stamp)
+        print(f"answers: {name}: {stage} done in {seconds:.0f} s", flush=True)
+    return Built(work, work / "graph.sqlite", work / "dataset", work / "expert")
+
+
+# --- the questions ------------------------------------------------------------------------------
+
+
+def library_items(questions: Sequence[Any]) -> list[Item]:
+    """Question-set rows (scripts.real_questions.Question) -> Items."""
+    from scripts.real_questions import module_name
+
+    out = []
+    for q in questions:
+        names: list[str] = []
+        for g in q.gold:
+            mod = module_name(g.path)
+            qual = g.qualname[len(mod) + 1 :] if g.qualname.startswith(mod + ".") else g.qualname
+            names += [n for n in symbol_names(qual) if n not in names]
+        spans = tuple(Span(g.path, g.start_line, g.end_line) for g in q.gold)
+        out.append(Item(q.id, q.question, spans, tuple(names), q.source))
+    return out
+
+
+def nanodex_items(eval_jsonl: Path, graph: Any, limit: int) -> list[Item]:
+    """Held-out positive rows of nanodex's own dataset, one per fact, in a fixed spread order.
+
+    Gold = the spans of the row's refs (graph nodes) and its citations; names = the refs' qualnames.
+    """
+    from trainer.metrics import parse_citation
+
+    rows = [json.loads(ln) for ln in eval_jsonl.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    rows.sort(key=lambda r: hashlib.sha256(str(r["id"]).encode()).hexdigest())
+    out: list[Item] = []
+    facts: set[str] = set()
+    for r in rows:
+        if r.get("negative") or str(r.get("fact")) in facts:
+            continue
+        spans: list[Span] = []
+        names: list[str] = []
+        for ref in r.get("refs") or []:
+            node = graph.node(str(ref))
+            if node is not None:
+                spans.append(Span(node.path, node.start_line, node.end_line))
+            qual = str(ref).partition("::")[2]
+            if qual:
+                names += [n for n in symbol_names(qual) if n not in names]
+        for cit in r.get("citations") or []:
+            c = parse_citation(str(cit))
+            if c:
+                spans.append(Span(c.path, c.start, c.end))
+        if not spans:
+            continue
+        facts.add(str(r.get("fact")))
+        out.append(Item(str(r["id"]), str(r["prompt"]), tuple(spans), tuple(names)))
+        if len(out) >= limit:
+            break
+    return out
+
+
+# --- asking ---------------------------------------------------------------------------------------
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:  # a line cut off by an interrupted run
+            continue
+    return out
+
+
+def ask_all(name: str, items: Sequence[Item], built: Built) -> list[dict[str, Any]]:
+    """Ask every item in every arm (answers already in the work folder are reused); score them."""
+    from answer.prompt import build_messages
+    from extractor.graph import Graph
+    from inference.citations import UNRESOLVED_MARK, check_citations, find_citations, mark_unresolved
+    from inference.config import ServeFile
+    from inference.preflight import free_port
+    from inference.query import Retriever
+    from inference.server import VllmServer
+    from nanodex.config import load_config
+
+    serve = load_config(ServeFile, CONFIG / "serve.yaml")
+    qcfg = replace(serve.query, graph=str(built.graph))
+    answers_path = built.work / "answers.jsonl"
+    partial = built.work / "answers.partial.jsonl"
+    done = {(r["id"], r["arm"], r["digest"]): r for r in _read_jsonl(answers_path) + _read_jsonl(partial)}
+
+    t0 = time.perf_counter()
+    jobs: list[tuple[Item, str, list[dict[str, str]], list[Any]]] = []
+    with Retriever(built.graph, qcfg) as retriever:
+        for item in items:
+            blocks = retriever.blocks(item.question)  # packed once, shown to both code arms
+            for arm in ARMS:
+                msgs = build_messages(item.question, [] if arm == "base bare" else blocks, qcfg.system_prompt)
+                jobs.append((item, arm, msgs, blocks))
+    print(
+        f"answers: {name}: packed code for {len(items)} questions in {time.perf_counter() - t0:.0f} s",
+        flush=True,
+    )
+
+    sampling = {"max_tokens": qcfg.max_tokens, "temperature": qcfg.temperature, "fp": qcfg.frequency_penalty}
+    adapter_id = _digest(sorted(p.name + str(p.stat().st_size) for p in built.adapter.glob("*")))
+
+    def key(item: Item, arm: str, msgs: list[dict[str, str]]) -> tuple[str, str, str]:
+        model = adapter_id if arm == "expert + code" else BASE
+        return (item.id, arm, _digest([msgs, sampling, model]))
+
+    todo = [j for j in jobs if key(j[0], j[1], j[2]) not in done]
+    texts: dict[tuple[str, str, str], dict[str, Any]] = {k: v for k, v in done.items()}
+    if todo:
+        server_cfg = replace(
+            serve.server,
+            adapters=[f"{EXPERT}={built.adapter}"],
+            port=free_port(),
+            log_file=str(built.work / "logs" / "vllm.log"),
+        )
+        print(f"answers: {name}: starting vLLM (base + adapter) for {len(todo)} answers ...", flush=True)
+        with VllmServer(server_cfg) as server, open(partial, "a", encoding="utf-8") as out:
+            client = server.client(timeout_s=max(qcfg.timeout_s, 600.0))
+            counter = {"n": 0}
+            t1 = time.perf_counter()
+
+            def one(job: tuple[Item, str, list[dict[str, str]], list[Any]]) -> None:
+                item, arm, msgs, _ = job
+                model = EXPERT if arm == "expert + code" else server.model_name
+                extra = {"frequency_penalty": qcfg.frequency_penalty} if qcfg.frequency_penalty else None
+                done_ = client.chat(
+                    msgs, model=model, max_tokens=qcfg.max_tokens, temperature=qcfg.temperature, extra=extra
+                )
+                k = key(item, arm, msgs)
+                rec = {"id": item.id, "arm": arm, "digest": k[2], "answer": done_.text, "usage": done_.usage}
+                texts[k] = rec
+                out.write(json.dumps(rec) + "\n")
+                out.flush()
+                counter["n"] += 1
+                if counter["n"] % 10 == 0 or counter["n"] == len(todo):
+                    rate = counter["n"] / (time.perf_counter() - t1)
+                    print(
+                        f"answers: {name}: {counter['n']}/{len(todo)} answers ({rate * 60:.1f}/min)",
+                        flush=True,
+                    )
+
+            with ThreadPoolExecutor(max_workers=CONCURRENCY) as pool:
+                list(pool.map(one, todo))
+
+    records: list[dict[str, Any]] = []
+    with Graph(built.graph) as graph:
+        for item, arm, msgs, blocks in jobs:
+            rec = texts[key(item, arm, msgs)]
+            text = rec["answer"]
+            citations = check_citations(find_citations(text), graph)
+            printed = mark_unresolved(text, citations)
+            s = score(
+                item,
+                text,
+                citations,
+                [] if arm == "base bare" else blocks,
+                printed,
+                graph.resolves,
+                [UNRESOLVED_MARK],
+            )
+            records.append(
+                {
+                    **rec,
+                    "question": item.question,
+                    "source": item.source,
+                    "gold": [f"{s_.path}:{s_.start}-{s_.end}" for s_ in item.spans],
+                    "gold_names": list(item.names),
+                    "context": [b.label for b in blocks] if arm != "base bare" else [],
+                    "printed": printed,
+                    "citations": [c.to_dict() for c in citations],
+                    "scored": s.__dict__,
+                }
+            )
+    tmp = answers_path.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    tmp.replace(answers_path)
+    partial.unlink(missing_ok=True)
+    return records
+
+
+# --- the run --------------------------------------------------------------------------------------
+
+
+def run_library(
+    lib: str, version: str, questions: Sequence[Any], key: str, quick: bool, limit: int | None
+) -> list[dict[str, Any]]:
+    from scripts.real_questions import fetch_source
+
+    t0 = time.perf_counter()
+    repo = fetch_source(lib, version, WORK / "src")
+    work = WORK / f"{lib}-{version}" / (key + ("-quick" if quick else ""))
+    built = build(lib, repo, work, quick)
+    items = library_items(questions)[:limit]
+    records = ask_all(lib, items, built)
+    print_table(
+        f"{lib} {version}: {len(items)} real questions ({time.perf_counter() - t0:.0f} s; {work})",
+        summarize(records),
+    )
+    return records
+
+
+def run_nanodex(key: str, quick: bool, limit: int) -> list[dict[str, Any]]:
+    from extractor.graph import Graph
+
+    t0 = time.perf_counter()
+    work = WORK / f"{NANODEX}-{key}" / ("quick" if quick else "default")
+    built = build(NANODEX, ROOT, work, quick)
+    with Graph(built.graph) as graph:
+        items = nanodex_items(built.dataset / "eval.jsonl", graph, limit)
+    records = ask_all(NANODEX, items, built)
+    print_table(
+        f"nanodex own eval split: {len(items)} held-out rows, one per fact ({time.perf_counter() - t0:.0f} s; {work})",
+        summarize(records),
+    )
+    return records
+
+
+def checks(total: dict[str, ArmSummary]) -> list[Check]:
+    """Issue 15's targets, on all libraries' real questions together."""
+    expert, base = total["expert + code"], total["base + code"]
+    return [
+        Check("expert + code names or cites gold", expert.pct("names_gold"), 50.0, unit=" %"),
+        Check(
+            "expert + code minus base + code, names or cites gold",
+            expert.pct("names_gold") - base.pct("names_gold"),
+            10.0,
+            unit=" points",
+        ),
+        Check("expert + code answers with a citation", expert.pct("has_citation"), 90.0, unit=" %"),
+        Check(
+            "expert + code printed citations resolve or are marked",
+            expert.printed_pct if expert.printed_pct is not None else 0.0,
+            100.0,
+            unit=" %",
+        ),
+        Check("expert + code cites gold lines", expert.pct("cites_gold"), 35.0, unit=" %"),
+    ]
+
+
+def metrics_of(prefix: str, summary: dict[str, ArmSummary]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for arm, s in summary.items():
+        tag = f"{prefix}{arm.replace(' + ', '_').replace(' ', '_')}"
+        out[f"{tag}_answers"] = s.n
+        for f in ("shows_gold", "names_gold", "cites_gold", "has_citation"):
+            out[f"{tag}_{f}_pct"] = round(s.pct(f), 1)
+        out[f"{tag}_citations_resolve_pct"] = None if s.resolve_pct is None else round(s.resolve_pct, 1)
+        out[f"{tag}_printed_ok_pct"] = None if s.printed_pct is None else round(s.printed_pct, 1)
+    return out
+
+
+def bench(
+    quick: bool, libraries: Sequence[str] | None, limit: int | None, questions_file: Path | None
+) -> Section:
+    from scripts.real_questions import DEFAULT, load
+
+    os.environ.setdefault("NANODEX_PROGRESS", "0")
+    key = code_key()
+    print(f"answers: code key {key}; work folder {WORK}", flush=True)
+    questions = load(questions_file or DEFAULT)
+    by_lib: dict[tuple[str, str], list[Any]] = {}
+    for q in questions:
+        by_lib.setdefault((q.library, q.version), []).append(q)
+    wanted = list(libraries) if libraries else [lib for lib, _ in by_lib] + [NANODEX]
+    if quick and not libraries:
+        wanted = [next(iter(by_lib))[0], NANODEX]
+    unknown = [w for w in wanted if w != NANODEX and w not in {lib for lib, _ in by_lib}]
+    if unknown:
+        raise NanodexError(
+            f"no questions about {', '.join(unknown)} in the question set",
+            f"pass --library with one of: {', '.join(sorted({lib for lib, _ in by_lib}))}, {NANODEX}",
+        )
+    n = limit if limit is not None else (QUICK_QUESTIONS if quick else None)
+    section = Section(name="answers")
+    all_libs: list[dict[str, Any]] = []
+    done_libs = []
+    for (lib, ver), qs in by_lib.items():
+        if lib not in wanted:
+            continue
+        all_libs += run_library(lib, ver, qs, key, quick, n)
+        done_libs.append(lib)
+    if done_libs:
+        total = summarize(all_libs)
+        print_table(f"total, real questions: {', '.join(done_libs)}", total)
+        section.metrics.update(metrics_of("", total))
+        section.checks = checks(total)
+        if quick:
+            section.skipped.append(
+                "--quick trains 4 steps: the checks above say nothing about the default training"
+            )
+    if NANODEX in wanted:
+        own = summarize(run_nanodex(key, quick, n if n is not None else NANODEX_ROWS))
+        section.metrics.update(metrics_of("nanodex_", own))
+    section.metrics["code_key"] = key
+    return section
+
+
+def run(quick: bool = False) -> Section:
+    return bench(quick, None, None, None)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from nanodex.log import setup_logging
+
+    ap = argparse.ArgumentParser(prog="python -m scripts.bench_answers", description=__doc__.split("\n\n")[0])
+    ap.add_argument(
+        "--quick", action="store_true", help="first library + nanodex, 6 questions, 4 training steps"
+    )
+    ap.add_argument(
+        "--library",
+        action="append",
+        metavar="NAME",
+        help=f"only this library of the question set, or '{NANODEX}' for nanodex's own eval split (repeatable)",
+    )
+    ap.add_argument("--limit", type=int, help=f"questions per library (default all; nanodex {NANODEX_ROWS})")
+    ap.add_argument("--questions", type=Path, help="question set (default scripts/real_questions.jsonl)")
+    ap.add_argument("-v", "--verbose", action="store_true", help="debug logs")
+    args = ap.parse_args(argv)
+    if args.limit is not None and args.limit < 1:
+        raise NanodexError(f"--limit must be at least 1, got {args.limit}", "pass --limit N with N >= 1")
+    setup_logging(args.verbose)
+    section = bench(args.quick, args.library, args.limit, args.questions)
+    print()
+    for c in section.checks:
+        print(c.line())
+    for reason in section.skipped:
+        print(f"SKIP  {reason}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main, sys.argv[1:])

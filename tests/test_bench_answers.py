@@ -1,0 +1,169 @@
+"""The answer benchmark's metrics on hand-made answers (no model, no server)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from types import SimpleNamespace
+
+from inference.citations import UNRESOLVED_MARK, find_citations, mark_unresolved
+from scripts.bench_answers import (
+    ARMS,
+    Item,
+    Span,
+    names_gold,
+    nanodex_items,
+    printed_citations_ok,
+    score,
+    shows_gold,
+    stage_commands,
+    summarize,
+    symbol_names,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+ITEM = Item(
+    id="q1",
+    question="How do I load a template?",
+    spans=(Span("src/jinja/env.py", 100, 140),),
+    names=symbol_names("Environment.get_template"),
+)
+
+
+def resolves_in(files: dict[str, int]):
+    """A graph stand-in: the file exists and the lines lie inside it."""
+    return lambda path, start, end: path in files and 1 <= start <= end <= files[path]
+
+
+def checked(text: str, files: dict[str, int]):
+    cits = find_citations(text)
+    for c in cits:
+        c.resolves = resolves_in(files)(c.path, c.start, c.end)
+    return cits
+
+
+def test_symbol_names_qualified_and_short_but_no_bare_dunder():
+    assert symbol_names("Environment.get_template") == ("Environment.get_template", "get_template")
+    assert symbol_names("select_autoescape") == ("select_autoescape",)
+    assert symbol_names("Environment.__init__") == ("Environment.__init__",)
+
+
+def test_names_gold_uses_identifier_bounds_and_code_form_for_plain_words():
+    assert names_gold("Call `Environment.get_template` with the name.", ITEM.names)
+    assert names_gold("use get_template to load it", ITEM.names)
+    assert not names_gold("use get_templates to load it", ITEM.names)  # another identifier
+    plain = symbol_names("Loader.load")
+    assert names_gold("call `load` on the loader", plain)
+    assert not names_gold("it will load the file", plain)  # prose, not code
+
+
+def test_cites_and_shows_gold_by_line_overlap_in_the_same_file():
+    blocks = [SimpleNamespace(path="src/jinja/env.py", start=130, end=170)]
+    assert shows_gold(blocks, ITEM.spans)
+    assert not shows_gold([SimpleNamespace(path="src/jinja/env.py", start=141, end=170)], ITEM.spans)
+    assert not shows_gold([SimpleNamespace(path="src/jinja/other.py", start=100, end=140)], ITEM.spans)
+
+
+def test_printed_citations_ok_counts_resolving_or_marked():
+    files = {"src/jinja/env.py": 500}
+    text = "See [src/jinja/env.py:120-130] and [src/jinja/nope.py:1-3] and [src/jinja/env.py:900-910]."
+    ok, total = printed_citations_ok(text, resolves_in(files), [UNRESOLVED_MARK])
+    assert (ok, total) == (1, 3)  # the raw text leaves two bad citations unmarked
+    printed = mark_unresolved(text, checked(text, files))
+    assert printed_citations_ok(printed, resolves_in(files), [UNRESOLVED_MARK]) == (3, 3)
+
+
+def test_score_one_answer():
+    files = {"src/jinja/env.py": 500, "src/jinja/loaders.py": 80}
+    blocks = [SimpleNamespace(path="src/jinja/env.py", start=90, end=150)]
+    text = "`Environment.get_template` [src/jinja/env.py:100-140] loads it; see [src/jinja/loaders.py:90-95]."
+    cits = checked(text, files)
+    s = score(ITEM, text, cits, blocks, mark_unresolved(text, cits), resolves_in(files), [UNRESOLVED_MARK])
+    assert (s.shows_gold, s.names_gold, s.cites_gold, s.has_citation) == (True, True, True, True)
+    assert (s.citations, s.resolving, s.printed_ok, s.printed) == (2, 1, 2, 2)
+
+    # names the symbol without citing: counts for "names or cites", not for "cites gold lines"
+    text2 = "Use `get_template`."
+    s2 = score(ITEM, text2, checked(text2, files), [], text2, resolves_in(files), [UNRESOLVED_MARK])
+    assert (s2.shows_gold, s2.names_gold, s2.cites_gold, s2.has_citation) == (False, True, False, False)
+
+    # cites the gold lines without naming the symbol: counts for both
+    text3 = "It is here [src/jinja/env.py:135-136]."
+    s3 = score(ITEM, text3, checked(text3, files), blocks, text3, resolves_in(files), [UNRESOLVED_MARK])
+    assert (s3.names_gold, s3.cites_gold) == (True, True)
+
+    # neither
+    text4 = "Templates are loaded [src/jinja/loaders.py:1-10]."
+    s4 = score(ITEM, text4, checked(text4, files), blocks, text4, resolves_in(files), [UNRESOLVED_MARK])
+    assert (s4.names_gold, s4.cites_gold, s4.has_citation, s4.resolving) == (False, False, True, 1)
+
+
+def test_summarize_per_arm_percentages_and_pooled_citation_shares():
+    def rec(arm: str, **flags: object) -> dict:
+        base = dict(
+            shows_gold=True, names_gold=False, cites_gold=False, has_citation=False,
+            citations=0, resolving=0, printed_ok=0, printed=0,
+        )  # fmt: skip
+        return {"arm": arm, "scored": {**base, **flags}}
+
+    records = [
+        rec("expert + code", names_gold=True, cites_gold=True, has_citation=True, citations=2, resolving=1, printed_ok=2, printed=2),
+        rec("expert + code", has_citation=True, citations=1, resolving=1, printed_ok=1, printed=1),
+        rec("expert + code"),
+        rec("expert + code", shows_gold=False, names_gold=True),
+        rec("base + code", names_gold=True),
+    ]  # fmt: skip
+    out = summarize(records)
+    assert list(out) == list(ARMS)
+    e = out["expert + code"]
+    assert e.n == 4
+    assert (e.pct("shows_gold"), e.pct("names_gold"), e.pct("cites_gold"), e.pct("has_citation")) == (
+        75.0,
+        50.0,
+        25.0,
+        50.0,
+    )
+    assert round(e.resolve_pct, 1) == 66.7 and e.printed_pct == 100.0
+    assert out["base bare"].n == 0 and out["base bare"].resolve_pct is None
+    assert out["base + code"].pct("names_gold") == 100.0
+
+
+def test_nanodex_items_one_per_fact_positive_rows_with_ref_spans(tmp_path):
+    rows = [
+        {"id": "a1", "prompt": "What does Graph.resolves check?", "fact": "f1", "negative": False,
+         "refs": ["extractor/graph.py::Graph.resolves"], "citations": ["extractor/graph.py:225-240"]},
+        {"id": "a2", "prompt": "How does Graph.resolves work?", "fact": "f1", "negative": False,
+         "refs": ["extractor/graph.py::Graph.resolves"], "citations": []},
+        {"id": "n1", "prompt": "Is there a Graph.teleport?", "fact": "f2", "negative": True,
+         "refs": [], "citations": ["extractor/graph.py:1-5"]},
+        {"id": "b1", "prompt": "Where is run_main?", "fact": "f3", "negative": False,
+         "refs": ["nanodex/errors.py::run_main"], "citations": []},
+    ]  # fmt: skip
+    path = tmp_path / "eval.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    nodes = {
+        "extractor/graph.py::Graph.resolves": SimpleNamespace(path="extractor/graph.py", start_line=225, end_line=240),
+        "nanodex/errors.py::run_main": SimpleNamespace(path="nanodex/errors.py", start_line=50, end_line=70),
+    }  # fmt: skip
+    graph = SimpleNamespace(node=nodes.get)
+    items = nanodex_items(path, graph, limit=10)
+    assert sorted(i.id for i in items if i.id.startswith("a")) in (["a1"], ["a2"])  # one per fact
+    assert not any(i.id == "n1" for i in items)  # negatives name no gold
+    b1 = next(i for i in items if i.id == "b1")
+    assert b1.spans == (Span("nanodex/errors.py", 50, 70),) and b1.names == ("run_main",)
+    assert len(nanodex_items(path, graph, limit=1)) == 1
+
+
+def test_stage_commands_are_the_makefile_targets(tmp_path):
+    """Each stage runs the module and config its Make target runs (the bench builds the default expert)."""
+    makefile = (ROOT / "Makefile").read_text()
+    for stage, args in stage_commands(tmp_path / "repo", tmp_path / "work", quick=False):
+        recipe = re.search(rf"^{re.escape(stage)}:.*\n\t(.+)$", makefile, re.M)
+        assert recipe, stage
+        module = args[args.index("-m") + 1]
+        assert f"-m {module} " in recipe.group(1), (stage, recipe.group(1))
+        config = Path(args[args.index("--config") + 1]).stem
+        assert f"$(call cfg,{config})" in recipe.group(1), (stage, config)
+        assert "--max-steps" not in args  # the default training, not a shortened one
+        assert all(str(tmp_path / "work") in a for a in args if a.endswith((".sqlite", ".jsonl")))
