@@ -12,7 +12,7 @@ to a stage rebuilds, a new benchmark script does not.
 
 Each question then goes through the product's own query path: `Retriever(graph, QueryConfig)`
 packs the code once per question, `answer.prompt.build_messages` words the prompt, and one real
-vLLM server (`VllmServer`: base + this library's adapter) answers three arms, 4 requests at a
+vLLM server (`VllmServer`: base + this library's adapter) answers three arms, 8 requests at a
 time, with the query section of config/serve.yaml (greedy, its max_tokens and penalty):
   - base bare: the question alone;
   - base + code: the question with the packed code;
@@ -53,7 +53,7 @@ CONFIG = ROOT / "config"
 BASE = "embedded:smollm2-135m"  # the Makefile's BASE
 ARMS = ("base bare", "base + code", "expert + code")
 EXPERT = "expert"  # the adapter's served name
-CONCURRENCY = 4  # requests in flight: vLLM batches them
+CONCURRENCY = 8  # requests in flight: vLLM batches them (8 gave 4.6x the tokens/s of 1, README)
 NANODEX = "nanodex"  # --library name of nanodex's own eval split
 NANODEX_ROWS = 40
 QUICK_QUESTIONS = 6
@@ -289,7 +289,7 @@ def _py() -> str:
     return sys.executable
 
 
-def stage_commands(repo: Path, work: Path, quick: bool) -> list[tuple[str, list[str]]]:
+def stage_commands(repo: Path, work: Path, steps: int | None = None) -> list[tuple[str, list[str]]]:
     """The Makefile's `extract brain brain-embed dataset train-qlora` targets, pointed at `work`.
 
     Same modules and configs as the targets; the graph, brain nodes, dataset and adapter paths
@@ -301,8 +301,8 @@ def stage_commands(repo: Path, work: Path, quick: bool) -> list[tuple[str, list[
         *("--dataset", str(data / "train.jsonl"), "--eval-dataset", str(data / "eval.jsonl")),
         *("--graph", str(graph), "--out", str(work / "expert")),
     ]
-    if quick:
-        train += ["--max-steps", str(QUICK_STEPS)]
+    if steps is not None:  # not the default training: only for smoke runs, and labelled as such
+        train += ["--max-steps", str(steps)]
     return [
         ("extract", ["-m", "extractor", "--config", str(CONFIG / "extract.yaml"), "--repo", str(repo), "--out", str(graph)]),
         ("brain", ["-m", "brain", "--config", str(CONFIG / "brain.yaml"), "--graph", str(graph), "--out-dir", str(nodes)]),
@@ -316,13 +316,16 @@ def stage_commands(repo: Path, work: Path, quick: bool) -> list[tuple[str, list[
     ]  # fmt: skip
 
 
-def build(name: str, repo: Path, work: Path, quick: bool) -> Built:
-    """Run every stage not yet stamped in `work`; resumes an interrupted training run."""
+def build(name: str, repo: Path, work: Path, steps: int | None, train: bool = True) -> Built:
+    """Run every stage not yet stamped in `work` (without `train`, all but the training); resumes
+    an interrupted training run."""
     stamps, logs = work / "stamps", work / "logs"
     stamps.mkdir(parents=True, exist_ok=True)
     logs.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "NANODEX_PROGRESS": "0"}
-    for stage, args in stage_commands(repo, work, quick):
+    for stage, args in stage_commands(repo, work, steps):
+        if stage == "train-qlora" and not train:
+            continue
         stamp = stamps / f"{stage}.json"
         if stamp.is_file() and json.loads(stamp.read_text())["args"] == args:
             print(f"answers: {name}: {stage} cached ({work.name})", flush=True)
@@ -422,7 +425,9 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     return out
 
 
-def ask_all(name: str, items: Sequence[Item], built: Built) -> list[dict[str, Any]]:
+def ask_all(
+    name: str, items: Sequence[Item], built: Built, arms: Sequence[str] = ARMS
+) -> list[dict[str, Any]]:
     """Ask every item in every arm (answers already in the work folder are reused); score them."""
     from answer.prompt import build_messages
     from extractor.graph import Graph
@@ -444,7 +449,7 @@ def ask_all(name: str, items: Sequence[Item], built: Built) -> list[dict[str, An
     with Retriever(built.graph, qcfg) as retriever:
         for item in items:
             blocks = retriever.blocks(item.question)  # packed once, shown to both code arms
-            for arm in ARMS:
+            for arm in arms:
                 msgs = build_messages(item.question, [] if arm == "base bare" else blocks, qcfg.system_prompt)
                 jobs.append((item, arm, msgs, blocks))
     print(
@@ -464,11 +469,12 @@ def ask_all(name: str, items: Sequence[Item], built: Built) -> list[dict[str, An
     if todo:
         server_cfg = replace(
             serve.server,
-            adapters=[f"{EXPERT}={built.adapter}"],
+            adapters=[f"{EXPERT}={built.adapter}"] if "expert + code" in arms else [],
             port=free_port(),
             log_file=str(built.work / "logs" / "vllm.log"),
         )
-        print(f"answers: {name}: starting vLLM (base + adapter) for {len(todo)} answers ...", flush=True)
+        served = "base + adapter" if server_cfg.adapters else "base"
+        print(f"answers: {name}: starting vLLM ({served}) for {len(todo)} answers ...", flush=True)
         with VllmServer(server_cfg) as server, open(partial, "a", encoding="utf-8") as out:
             client = server.client(timeout_s=max(qcfg.timeout_s, 600.0))
             counter = {"n": 0}
@@ -494,8 +500,11 @@ def ask_all(name: str, items: Sequence[Item], built: Built) -> list[dict[str, An
                         flush=True,
                     )
 
-            with ThreadPoolExecutor(max_workers=CONCURRENCY) as pool:
+            pool = ThreadPoolExecutor(max_workers=CONCURRENCY)
+            try:
                 list(pool.map(one, todo))
+            finally:  # on an error or ^C, answers not yet started are dropped, not waited for
+                pool.shutdown(wait=True, cancel_futures=True)
 
     records: list[dict[str, Any]] = []
     with Graph(built.graph) as graph:
@@ -526,8 +535,10 @@ def ask_all(name: str, items: Sequence[Item], built: Built) -> list[dict[str, An
                     "scored": s.__dict__,
                 }
             )
+    ours = {(r["id"], r["arm"], r["digest"]) for r in records}
+    kept = [r for r in _read_jsonl(answers_path) if (r["id"], r["arm"], r["digest"]) not in ours]
     tmp = answers_path.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in records + kept), encoding="utf-8")
     tmp.replace(answers_path)
     partial.unlink(missing_ok=True)
     return records
@@ -537,16 +548,22 @@ def ask_all(name: str, items: Sequence[Item], built: Built) -> list[dict[str, An
 
 
 def run_library(
-    lib: str, version: str, questions: Sequence[Any], key: str, quick: bool, limit: int | None
+    lib: str,
+    version: str,
+    questions: Sequence[Any],
+    key: str,
+    steps: int | None,
+    limit: int | None,
+    arms: Sequence[str] = ARMS,
 ) -> list[dict[str, Any]]:
     from scripts.real_questions import fetch_source
 
     t0 = time.perf_counter()
     repo = fetch_source(lib, version, WORK / "src")
-    work = WORK / f"{lib}-{version}" / (key + ("-quick" if quick else ""))
-    built = build(lib, repo, work, quick)
+    work = WORK / f"{lib}-{version}" / (key + ("" if steps is None else f"-steps{steps}"))
+    built = build(lib, repo, work, steps, train="expert + code" in arms)
     items = library_items(questions)[:limit]
-    records = ask_all(lib, items, built)
+    records = ask_all(lib, items, built, arms)
     print_table(
         f"{lib} {version}: {len(items)} real questions ({time.perf_counter() - t0:.0f} s; {work})",
         summarize(records),
@@ -554,15 +571,15 @@ def run_library(
     return records
 
 
-def run_nanodex(key: str, quick: bool, limit: int) -> list[dict[str, Any]]:
+def run_nanodex(key: str, steps: int | None, limit: int, arms: Sequence[str] = ARMS) -> list[dict[str, Any]]:
     from extractor.graph import Graph
 
     t0 = time.perf_counter()
-    work = WORK / f"{NANODEX}-{key}" / ("quick" if quick else "default")
-    built = build(NANODEX, ROOT, work, quick)
+    work = WORK / f"{NANODEX}-{key}" / ("default" if steps is None else f"steps{steps}")
+    built = build(NANODEX, ROOT, work, steps, train="expert + code" in arms)
     with Graph(built.graph) as graph:
         items = nanodex_items(built.dataset / "eval.jsonl", graph, limit)
-    records = ask_all(NANODEX, items, built)
+    records = ask_all(NANODEX, items, built, arms)
     print_table(
         f"nanodex own eval split: {len(items)} held-out rows, one per fact ({time.perf_counter() - t0:.0f} s; {work})",
         summarize(records),
@@ -584,7 +601,7 @@ def checks(total: dict[str, ArmSummary]) -> list[Check]:
         Check("expert + code answers with a citation", expert.pct("has_citation"), 90.0, unit=" %"),
         Check(
             "expert + code printed citations resolve or are marked",
-            expert.printed_pct if expert.printed_pct is not None else 0.0,
+            expert.printed_pct if expert.printed_pct is not None else 100.0,  # none printed: none unmarked
             100.0,
             unit=" %",
         ),
@@ -605,8 +622,14 @@ def metrics_of(prefix: str, summary: dict[str, ArmSummary]) -> dict[str, Any]:
 
 
 def bench(
-    quick: bool, libraries: Sequence[str] | None, limit: int | None, questions_file: Path | None
+    quick: bool,
+    libraries: Sequence[str] | None,
+    limit: int | None,
+    questions_file: Path | None,
+    train_steps: int | None = None,
+    base_only: bool = False,
 ) -> Section:
+    """Run the benchmark; `train_steps` (default: the config's, i.e. the default training) shortens training."""
     from scripts.real_questions import DEFAULT, load
 
     os.environ.setdefault("NANODEX_PROGRESS", "0")
@@ -626,25 +649,29 @@ def bench(
             f"pass --library with one of: {', '.join(sorted({lib for lib, _ in by_lib}))}, {NANODEX}",
         )
     n = limit if limit is not None else (QUICK_QUESTIONS if quick else None)
+    arms = ARMS[:2] if base_only else ARMS
+    steps = train_steps if train_steps is not None else (QUICK_STEPS if quick else None)
     section = Section(name="answers")
     all_libs: list[dict[str, Any]] = []
     done_libs = []
     for (lib, ver), qs in by_lib.items():
         if lib not in wanted:
             continue
-        all_libs += run_library(lib, ver, qs, key, quick, n)
+        all_libs += run_library(lib, ver, qs, key, steps, n, arms)
         done_libs.append(lib)
     if done_libs:
         total = summarize(all_libs)
         print_table(f"total, real questions: {', '.join(done_libs)}", total)
         section.metrics.update(metrics_of("", total))
-        section.checks = checks(total)
-        if quick:
+        if "expert + code" in arms:
+            section.checks = checks(total)
+        if steps is not None:
             section.skipped.append(
-                "--quick trains 4 steps: the checks above say nothing about the default training"
+                f"the expert trained {steps} steps, not the default training: "
+                "the checks above say nothing about the default"
             )
     if NANODEX in wanted:
-        own = summarize(run_nanodex(key, quick, n if n is not None else NANODEX_ROWS))
+        own = summarize(run_nanodex(key, steps, n if n is not None else NANODEX_ROWS, arms))
         section.metrics.update(metrics_of("nanodex_", own))
     section.metrics["code_key"] = key
     return section
@@ -668,13 +695,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"only this library of the question set, or '{NANODEX}' for nanodex's own eval split (repeatable)",
     )
     ap.add_argument("--limit", type=int, help=f"questions per library (default all; nanodex {NANODEX_ROWS})")
+    ap.add_argument(
+        "--train-steps",
+        type=int,
+        metavar="N",
+        help="train the experts N steps instead of config/train_qlora.yaml's (labelled: not the default training)",
+    )
+    ap.add_argument(
+        "--base-only",
+        action="store_true",
+        help="ask only the two base arms (no training needed); a later full run reuses their answers",
+    )
     ap.add_argument("--questions", type=Path, help="question set (default scripts/real_questions.jsonl)")
     ap.add_argument("-v", "--verbose", action="store_true", help="debug logs")
     args = ap.parse_args(argv)
-    if args.limit is not None and args.limit < 1:
-        raise NanodexError(f"--limit must be at least 1, got {args.limit}", "pass --limit N with N >= 1")
+    for flag, value in (("--limit", args.limit), ("--train-steps", args.train_steps)):
+        if value is not None and value < 1:
+            raise NanodexError(f"{flag} must be at least 1, got {value}", f"pass {flag} N with N >= 1")
     setup_logging(args.verbose)
-    section = bench(args.quick, args.library, args.limit, args.questions)
+    section = bench(args.quick, args.library, args.limit, args.questions, args.train_steps, args.base_only)
     print()
     for c in section.checks:
         print(c.line())

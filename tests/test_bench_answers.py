@@ -158,7 +158,7 @@ def test_nanodex_items_one_per_fact_positive_rows_with_ref_spans(tmp_path):
 def test_stage_commands_are_the_makefile_targets(tmp_path):
     """Each stage runs the module and config its Make target runs (the bench builds the default expert)."""
     makefile = (ROOT / "Makefile").read_text()
-    for stage, args in stage_commands(tmp_path / "repo", tmp_path / "work", quick=False):
+    for stage, args in stage_commands(tmp_path / "repo", tmp_path / "work"):
         recipe = re.search(rf"^{re.escape(stage)}:.*\n\t(.+)$", makefile, re.M)
         assert recipe, stage
         module = args[args.index("-m") + 1]
@@ -167,3 +167,31 @@ def test_stage_commands_are_the_makefile_targets(tmp_path):
         assert f"$(call cfg,{config})" in recipe.group(1), (stage, config)
         assert "--max-steps" not in args  # the default training, not a shortened one
         assert all(str(tmp_path / "work") in a for a in args if a.endswith((".sqlite", ".jsonl")))
+    train = dict(stage_commands(tmp_path / "repo", tmp_path / "work", steps=4))["train-qlora"]
+    assert train[train.index("--max-steps") + 1] == "4"
+
+
+def test_checks_are_the_issue_targets_on_the_expert_arm():
+    from scripts.bench_answers import ArmSummary, checks
+
+    expert = ArmSummary(
+        "expert + code", n=10, names_gold=6, cites_gold=4, has_citation=9, printed_ok=12, printed=12
+    )
+    base = ArmSummary("base + code", n=10, names_gold=5)
+    got = {
+        c.name: c
+        for c in checks({"base bare": ArmSummary("base bare"), "base + code": base, "expert + code": expert})
+    }
+    assert got["expert + code names or cites gold"].passed  # 60 >= 50
+    gain = got["expert + code minus base + code, names or cites gold"]
+    assert gain.value == 10.0 and gain.passed  # 60 - 50 points
+    worse = checks({"base + code": ArmSummary("base + code", n=10, names_gold=7), "expert + code": expert})
+    assert not next(c for c in worse if "minus" in c.name).passed
+    assert (
+        got["expert + code answers with a citation"].passed and got["expert + code cites gold lines"].passed
+    )
+    assert got["expert + code printed citations resolve or are marked"].value == 100.0
+    none_printed = ArmSummary("expert + code", n=3)
+    got = {c.name: c for c in checks({"base + code": base, "expert + code": none_printed})}
+    assert got["expert + code printed citations resolve or are marked"].passed  # nothing printed unmarked
+    assert not got["expert + code answers with a citation"].passed
