@@ -2,8 +2,8 @@
 
 `summary.style: llm` picks it, `summary.backend` picks where the model runs:
 
-- `endpoint`: any OpenAI-compatible chat endpoint (such as `make serve`), over urllib, with
-  `summary.workers` requests in flight;
+- `endpoint`: any OpenAI-compatible chat endpoint (such as `make serve`), through the one client
+  nanodex.chat_client, with `summary.workers` requests in flight;
 - `local`: a transformers model in this process (default the embedded `embedded:smollm2-135m`,
   resolved by nanodex.models), greedy, fp32 on CPU, batched (brain.llm_local).
 
@@ -15,16 +15,13 @@ reason recorded.
 
 from __future__ import annotations
 
-import json
-import os
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 from brain.config import SummaryConfig
 from brain.ontology import BrainNode
+from nanodex.chat_client import ChatClient
 from nanodex.errors import NanodexError
 
 PROMPT_VERSION = "llm-2"
@@ -81,17 +78,8 @@ def make_summarizer(cfg: SummaryConfig) -> Summarizer:
     raise NanodexError(f"unknown summary.backend '{cfg.backend}'", f"use one of: {', '.join(BACKENDS)}")
 
 
-def _chat_url(endpoint: str) -> str:
-    base = endpoint.rstrip("/")
-    if base.endswith("/chat/completions"):
-        return base
-    if not base.endswith("/v1"):
-        base += "/v1"
-    return base + "/chat/completions"
-
-
 class EndpointSummarizer:
-    """Summaries from an OpenAI-compatible chat endpoint (temperature 0)."""
+    """Summaries from an OpenAI-compatible chat endpoint (temperature 0), through nanodex.chat_client."""
 
     def __init__(self, cfg: SummaryConfig) -> None:
         if not cfg.endpoint:
@@ -101,53 +89,34 @@ class EndpointSummarizer:
                 "use summary.backend: local, or summary.style: extractive",
             )
         self.cfg = cfg
-        self.url = _chat_url(cfg.endpoint)
+        try:
+            self.client = ChatClient.from_env(cfg.endpoint, cfg.api_key_env, timeout_s=cfg.timeout_s)
+        except NanodexError as err:  # a malformed URL: say which setting holds it
+            raise NanodexError(f"summary.endpoint: {err.cause}", err.fix) from err
         self.model = cfg.model or self._first_model()
         self.fingerprint = f"{PROMPT_VERSION}:{self.model}"
         self.batch_size = max(1, cfg.workers) * 4
 
-    def _headers(self) -> dict[str, str]:
-        headers = {"Content-Type": "application/json"}
-        key = os.environ.get(self.cfg.api_key_env)
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        return headers
-
     def _first_model(self) -> str:
-        url = self.url.rsplit("/chat/completions", 1)[0] + "/models"
+        """The first model the server lists (vLLM: the base), not the code expert it may also serve."""
         try:
-            req = urllib.request.Request(url, headers=self._headers())
-            with urllib.request.urlopen(req, timeout=self.cfg.timeout_s) as resp:
-                data = json.loads(resp.read().decode("utf-8"))
-            return str(data["data"][0]["id"])
-        except (urllib.error.URLError, OSError, ValueError, KeyError, IndexError) as err:
+            return self.client.default_model(prefer_adapter=False)
+        except NanodexError as err:
             raise NanodexError(
-                f"LLM endpoint {self.cfg.endpoint} did not answer /models ({err.__class__.__name__}: {err})",
+                f"LLM endpoint {self.cfg.endpoint} did not answer /models ({err.cause})",
                 "start it (`make serve`), set summary.model, or use summary.style: extractive",
             ) from err
 
     def complete(self, prompt: str) -> str:
-        """One chat completion; raises OSError/ValueError on transport or format errors."""
-        body = {
-            "model": self.model,
-            "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}],
-            "temperature": 0,
-            "max_tokens": max(32, self.cfg.max_tokens * 2),
-        }
-        req = urllib.request.Request(
-            self.url, data=json.dumps(body).encode("utf-8"), headers=self._headers(), method="POST"
-        )
-        with urllib.request.urlopen(req, timeout=self.cfg.timeout_s) as resp:
-            data = json.loads(resp.read().decode("utf-8"))
-        try:
-            return str(data["choices"][0]["message"]["content"] or "")
-        except (KeyError, IndexError, TypeError) as err:
-            raise ValueError(f"unexpected completion shape: {str(data)[:200]}") from err
+        """One chat completion; raises NanodexError (one line) on transport, server or format errors."""
+        messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}]
+        done = self.client.chat(messages, model=self.model, max_tokens=max(32, self.cfg.max_tokens * 2))
+        return done.text
 
     def _one(self, prompt: str) -> str | Exception:
         try:
             return self.complete(prompt)
-        except (OSError, ValueError) as err:
+        except NanodexError as err:  # recorded on the node as the reason, and retried next run
             return err
 
     def complete_many(self, prompts: Sequence[str]) -> list[str | Exception]:

@@ -8,15 +8,14 @@ template prompt stays and the rejection is counted.
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import urllib.error
-import urllib.request
-from typing import Any
 
 from dataset.config import LLMParaphraseConfig
+from nanodex.chat_client import ChatClient
 from nanodex.errors import NanodexError
+from nanodex.log import get_logger
+
+log = get_logger("dataset.paraphrase")
 
 SYSTEM = (
     "You reword questions a developer asks about a codebase. Reply with one reworded question only. "
@@ -25,58 +24,41 @@ SYSTEM = (
 _TICKED = re.compile(r"`[^`]+`")
 
 
-def _url(endpoint: str, tail: str) -> str:
-    base = endpoint.rstrip("/")
-    for suffix in ("/chat/completions", "/models"):
-        if base.endswith(suffix):
-            base = base[: -len(suffix)]
-    if not base.endswith("/v1"):
-        base += "/v1"
-    return base + tail
-
-
 class Paraphraser:
+    """Rewords template prompts through the one OpenAI-compatible client (nanodex.chat_client)."""
+
     def __init__(self, cfg: LLMParaphraseConfig) -> None:
         if not cfg.endpoint:
             raise NanodexError("llm.endpoint is not set", "set llm.endpoint or pass --endpoint URL")
         self.cfg = cfg
+        try:
+            self.client = ChatClient.from_env(cfg.endpoint, cfg.api_key_env, timeout_s=cfg.timeout_s)
+        except NanodexError as err:  # a malformed URL: say which setting holds it
+            raise NanodexError(f"llm.endpoint: {err.cause}", err.fix) from err
         self.model = cfg.model or self._first_model()
-
-    def _headers(self) -> dict[str, str]:
-        h = {"Content-Type": "application/json"}
-        key = os.environ.get(self.cfg.api_key_env)
-        if key:
-            h["Authorization"] = f"Bearer {key}"
-        return h
-
-    def _get(self, url: str, body: dict | None = None) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(url, data=data, headers=self._headers())
-        with urllib.request.urlopen(req, timeout=self.cfg.timeout_s) as resp:
-            return json.loads(resp.read().decode("utf-8"))
+        self.failures = 0  # requests that failed (their template prompt stays)
 
     def _first_model(self) -> str:
+        """The first model the server lists (vLLM: the base), as before the client was shared."""
         try:
-            return str(self._get(_url(self.cfg.endpoint or "", "/models"))["data"][0]["id"])
-        except (urllib.error.URLError, OSError, ValueError, KeyError, IndexError) as err:
+            return self.client.default_model(prefer_adapter=False)
+        except NanodexError as err:
             raise NanodexError(
-                f"paraphrase endpoint {self.cfg.endpoint} did not answer /models ({err.__class__.__name__})",
+                f"paraphrase endpoint {self.cfg.endpoint} did not answer /models ({err.cause})",
                 "start it (`make serve`), set llm.model, or set llm.endpoint: null",
             ) from err
 
     def reword(self, prompt: str) -> str | None:
         """The reworded prompt, or None when the request fails or the answer breaks the rules."""
-        body = {
-            "model": self.model,
-            "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}],
-            "temperature": 0,
-            "max_tokens": 96,
-        }
+        messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}]
         try:
-            out = self._get(_url(self.cfg.endpoint or "", "/chat/completions"), body)
-            text = str(out["choices"][0]["message"]["content"]).strip().strip('"').strip()
-        except (urllib.error.URLError, OSError, ValueError, KeyError, IndexError):
+            done = self.client.chat(messages, model=self.model, max_tokens=96)
+        except NanodexError as err:  # the template prompt stays; build_dataset counts it as rejected
+            self.failures += 1
+            if self.failures == 1:  # not silent, but not one line per prompt either
+                log.warning("paraphrase request failed, template prompt kept: %s", err)
             return None
+        text = done.text.strip().strip('"').strip()
         return text if acceptable(prompt, text) else None
 
 

@@ -27,8 +27,8 @@ from answer.blocks import Block, pack_blocks  # noqa: E402
 from answer.prompt import build_messages  # noqa: E402
 from extractor.graph import Graph  # noqa: E402
 from inference.citations import Citation, check_citations, find_citations, mark_unresolved  # noqa: E402
-from inference.client import ChatClient  # noqa: E402
 from inference.config import QueryConfig, ServeFile  # noqa: E402
+from nanodex.chat_client import ChatClient  # noqa: E402
 from nanodex.config import load_config  # noqa: E402
 from nanodex.errors import NanodexError, run_main  # noqa: E402
 from nanodex.log import get_logger, setup_logging  # noqa: E402
@@ -120,7 +120,7 @@ def ask(
     if not question.strip():
         raise NanodexError("the question is empty", 'pass --question "..." (make query QUESTION="...")')
     key = api_key if api_key is not None else os.environ.get(cfg.api_key_env) or None
-    client = ChatClient(cfg.endpoint, api_key=key, timeout_s=cfg.timeout_s)
+    client = ChatClient(cfg.endpoint, api_key=key, timeout_s=cfg.timeout_s, key_env=cfg.api_key_env)
     own = retriever is None and cfg.graph is not None
     if own:
         retriever = Retriever(cfg.graph, cfg)  # type: ignore[arg-type]

@@ -26,7 +26,6 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-from inference.client import ChatClient
 from inference.config import DEFAULT_LOG_DIR, ServerConfig
 from inference.preflight import (
     Adapter,
@@ -39,6 +38,7 @@ from inference.preflight import (
     parse_adapter_spec,
     served_name,
 )
+from nanodex.chat_client import ChatClient
 from nanodex.errors import NanodexError
 from nanodex.log import get_logger
 from nanodex.models import resolve_model

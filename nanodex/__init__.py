@@ -1,4 +1,5 @@
-"""nanodex shared kernel: config, artifact paths, errors, logging/progress and the umbrella CLI.
+"""nanodex shared kernel: config, artifact paths, errors, logging/progress, the one OpenAI-compatible
+client (chat_client) and the umbrella CLI.
 
 Every stage package (extractor, brain, dataset, trainer, inference, pca_otf) may import from
 here; this package imports no stage, so data and imports flow one way.

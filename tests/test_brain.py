@@ -6,9 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -28,6 +26,7 @@ from extractor.graph import Graph
 from nanodex.config import load_config
 from nanodex.errors import NanodexError
 from tests.conftest import FIXTURES, build_graph
+from tests.openai_server import FakeOpenAI, running
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -240,54 +239,33 @@ def test_config_file_and_bad_values(tmp_path: Path) -> None:
 
 
 # ---- LLM summarizer against a fake OpenAI-compatible server ------------------------------------
-class _FakeLLM(BaseHTTPRequestHandler):
-    requests: list[dict] = []
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def _send(self, data: dict) -> None:
-        body = json.dumps(data).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        self._send({"data": [{"id": "fake-model"}]})
-
-    def do_POST(self) -> None:  # noqa: N802
-        req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        type(self).requests.append(req)
-        prompt = req["messages"][1]["content"]
-        real = prompt.split("[", 1)[1].split("]", 1)[0]
-        name = prompt.split("\n", 1)[0].split(" ", 2)[2]  # "Node: <type> <name>"
-        if prompt.startswith("Node: error"):  # error nodes: a place that does not exist
-            text = f"LLM WROTE THIS about {name} [{real}] and a made-up place [nowhere.py:1-999]."
-        else:  # others: a real place the node's facts do not back, and far too many words
-            text = f"LLM WROTE THIS about {name} [{real}], see also [shop/__init__.py:1-1]. " + "word " * 400
-        self._send({"choices": [{"message": {"role": "assistant", "content": text}}]})
+def _summary(body: dict) -> str:
+    """Error nodes: cite a place that does not exist; others: a real foreign place, far too many words."""
+    prompt = body["messages"][1]["content"]
+    real = prompt.split("[", 1)[1].split("]", 1)[0]
+    name = prompt.split("\n", 1)[0].split(" ", 2)[2]  # "Node: <type> <name>"
+    if prompt.startswith("Node: error"):
+        return f"LLM WROTE THIS about {name} [{real}] and a made-up place [nowhere.py:1-999]."
+    return f"LLM WROTE THIS about {name} [{real}], see also [shop/__init__.py:1-1]. " + "word " * 400
 
 
 @pytest.fixture
-def fake_llm() -> Iterator[str]:
-    _FakeLLM.requests = []
-    server = HTTPServer(("127.0.0.1", 0), _FakeLLM)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/v1"
-    finally:
-        server.shutdown()
-        server.server_close()
+def fake_llm() -> Iterator[FakeOpenAI]:
+    """A real OpenAI-compatible HTTP server (tests/openai_server.py) answering with `_summary`."""
+    with running() as srv:
+        srv.models = [{"id": "fake-model"}]
+        srv.reply = _summary
+        yield srv
 
 
-def test_llm_summarizer_is_checked_and_incremental(tmp_path: Path, fake_llm: str) -> None:
-    cfg, _ = _build(tmp_path, FIXTURES / "python", style="llm", endpoint=fake_llm, workers=2, max_tokens=60)
+def test_llm_summarizer_is_checked_and_incremental(tmp_path: Path, fake_llm: FakeOpenAI) -> None:
+    cfg, _ = _build(
+        tmp_path, FIXTURES / "python", style="llm", endpoint=fake_llm.url, workers=2, max_tokens=60
+    )
     report = build_brain(cfg)
-    assert len(_FakeLLM.requests) == report.nodes and report.llm_failed == 0
-    assert _FakeLLM.requests[0]["model"] == "fake-model" and _FakeLLM.requests[0]["temperature"] == 0
+    sent = fake_llm.chats()
+    assert len(sent) == report.nodes and report.llm_failed == 0
+    assert sent[0]["model"] == "fake-model" and sent[0]["temperature"] == 0
     errors = report.by_type["error"]
     assert report.llm_rejected == errors > 0 and report.llm_written == report.nodes - errors
     with Graph(cfg.graph) as graph:
@@ -311,7 +289,7 @@ def test_llm_summarizer_is_checked_and_incremental(tmp_path: Path, fake_llm: str
                 own = set(node["citations"]) | {f"{node['path']}:{node['start_line']}-{node['end_line']}"}
                 assert {f"{p}:{s}-{e}" for p, s, e in cited} <= own | set(node.get("restored_citations", []))
     again = build_brain(cfg)
-    assert again.written == 0 and len(_FakeLLM.requests) == report.nodes
+    assert again.written == 0 and len(fake_llm.chats()) == report.nodes
 
 
 def test_grounding_check_rules() -> None:

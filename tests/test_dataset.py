@@ -10,18 +10,17 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import threading
 from collections.abc import Iterator
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from answer.blocks import Block
+from answer.prompt import build_messages
 from brain.build import build_brain
 from brain.config import BrainConfig
-from answer.blocks import Block
 from brain.text import count_tokens
 from dataset.build import build_dataset
 from dataset.compose import fit, snippet
@@ -30,10 +29,10 @@ from dataset.paraphrase import Paraphraser, acceptable
 from dataset.templates import action
 from dataset.validate import schema_errors
 from extractor.graph import Graph
-from answer.prompt import build_messages
 from nanodex.config import load_config
 from nanodex.errors import NanodexError
 from tests.conftest import FIXTURES, build_graph
+from tests.openai_server import running
 
 ROOT = Path(__file__).resolve().parents[1]
 README = """# shop
@@ -315,41 +314,21 @@ def test_fit_cuts_at_sentence_boundaries_and_snippet_rejects_partial_statements(
     assert snippet(["y = " + "z" * 200], 1, 4, 100) is None
 
 
-class _Chat(BaseHTTPRequestHandler):
-    """A stand-in OpenAI-compatible endpoint (no served model runs in unit tests): rewords or misbehaves."""
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def _send(self, obj: object) -> None:
-        body = json.dumps(obj).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_GET(self) -> None:
-        self._send({"data": [{"id": "tiny"}]})
-
-    def do_POST(self) -> None:
-        req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        q = req["messages"][-1]["content"]
-        ticked = re.findall(r"`[^`]+`", q)
-        # every other question loses its code name: the paraphraser must reject those
-        text = f"Could you tell me: {q.rstrip('?.')}?" if len(q) % 2 else "What about that thing?"
-        if not ticked:
-            text = f"Please tell me, {q.rstrip('?.').lower()}?"
-        self._send({"choices": [{"message": {"content": text}}]})
+def _reword(body: dict[str, Any]) -> str:
+    """Rewords, or drops the code name from every other question: the paraphraser must reject those."""
+    q = body["messages"][-1]["content"]
+    if not re.findall(r"`[^`]+`", q):
+        return f"Please tell me, {q.rstrip('?.').lower()}?"
+    return f"Could you tell me: {q.rstrip('?.')}?" if len(q) % 2 else "What about that thing?"
 
 
 @pytest.fixture
 def endpoint() -> Iterator[str]:
-    server = HTTPServer(("127.0.0.1", 0), _Chat)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/v1"
-    server.shutdown()
+    """A real OpenAI-compatible HTTP server (tests/openai_server.py) answering with `_reword`."""
+    with running() as srv:
+        srv.models = [{"id": "tiny"}]
+        srv.reply = _reword
+        yield srv.url
 
 
 def test_llm_paraphrase_keeps_code_names_or_keeps_the_template(

@@ -2,8 +2,9 @@
 lifecycle and both CLIs, without starting vLLM (tests/test_serve_e2e.py does that, slowly).
 
 What stands in for what, and why:
-  - the OpenAI server: a stdlib HTTP server in a thread (`FakeOpenAI`). It tests our client's
-    handling of answers, streams, error bodies and timeouts in milliseconds; the real vLLM
+  - the OpenAI server: a stdlib HTTP server in a thread (tests/openai_server.py, `FakeOpenAI`),
+    asked by `ask` and the query CLI over real sockets; the client's own handling of answers,
+    streams, error bodies and timeouts is tested in tests/test_chat_client.py, and the real vLLM
     server answers the same requests in tests/test_serve_e2e.py.
   - the server process: a small Python HTTP server script run through `ServerProcess`, the same
     lifecycle code `VllmServer` uses (process group, /health, SIGINT then SIGKILL).
@@ -21,30 +22,28 @@ import socket
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from answer.blocks import Block, estimate_tokens, pack_blocks
+from answer.prompt import build_messages
 from brain.search import Hit
 from extractor.graph import Graph
 from inference import preflight
 from inference.citations import CITATION, UNRESOLVED_MARK, check_citations, find_citations, mark_unresolved
-from inference.client import ChatClient, normalize_endpoint
 from inference.config import QueryConfig, ServeFile, ServerConfig
 from inference.preflight import free_port
-from answer.prompt import build_messages
 from inference.query import Answer, ask, format_citations
 from inference.serve import build_parser, server_config
 from inference.server import ServerProcess, VllmServer
 from nanodex.config import load_config
 from nanodex.errors import NanodexError
 from tests.conftest import FIXTURES, build_graph
+from tests.openai_server import FakeOpenAI, running
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -362,135 +361,13 @@ def test_vllm_server_checks_before_starting(tmp_path: Path, monkeypatch: pytest.
 
 
 # --------------------------------------------------------------------------------------------------
-# the OpenAI client against a stdlib HTTP server
-
-
-class FakeOpenAI(ThreadingHTTPServer):
-    """Answers /v1/models and /v1/chat/completions; `mode` picks the behaviour under test."""
-
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.mode = "ok"
-        self.answer = "It returns the new Item [shop/cart.py:10-13], see [shop/cart.py:90-99]."
-        self.requests: list[dict[str, Any]] = []
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/v1"
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: FakeOpenAI
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-    def _send(self, code: int, body: Any, ctype: str = "application/json") -> None:
-        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(raw)))
-        self.end_headers()
-        self.wfile.write(raw)
-
-    def do_GET(self) -> None:
-        models = [{"id": "base", "parent": None}, {"id": "expert", "parent": "base"}]
-        self._send(200, {"object": "list", "data": models})
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.server.requests.append(
-            {"path": self.path, "body": body, "auth": self.headers.get("Authorization")}
-        )
-        mode = self.server.mode
-        if mode == "500":
-            return self._send(500, {"error": {"message": "engine\ncrashed", "type": "InternalServerError"}})
-        if mode == "404":
-            return self._send(404, {"error": {"message": f"The model `{body['model']}` does not exist."}})
-        if mode == "401":
-            return self._send(401, {"error": "Unauthorized"})
-        if mode == "html":
-            return self._send(200, b"<html>hello</html>", "text/html")
-        if mode == "slow":
-            time.sleep(1.5)
-        text = self.server.answer
-        usage = {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12}
-        if body.get("stream"):
-            self.send_response(200)
-            self.send_header("Content-Type", "text/event-stream")
-            self.end_headers()
-            pieces = [text[i : i + 7] for i in range(0, len(text), 7)]
-            for p in pieces:
-                chunk = {
-                    "model": body["model"],
-                    "choices": [{"index": 0, "delta": {"content": p}, "finish_reason": None}],
-                }
-                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-            done = {"model": body["model"], "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
-            self.wfile.write(f"data: {json.dumps(done)}\n\n".encode())
-            self.wfile.write(
-                f"data: {json.dumps({'choices': [], 'usage': usage})}\n\ndata: [DONE]\n\n".encode()
-            )
-            return None
-        choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
-        return self._send(200, {"model": body["model"], "choices": [choice], "usage": usage})
+# ask and the query CLI against a real OpenAI-compatible HTTP server (client tests: test_chat_client.py)
 
 
 @pytest.fixture
 def fake() -> Iterator[FakeOpenAI]:
-    srv = FakeOpenAI()
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
-
-
-def test_endpoint_normalization() -> None:
-    for given in ("http://h:1", "http://h:1/", "http://h:1/v1", "http://h:1/v1/chat/completions"):
-        assert normalize_endpoint(given) == "http://h:1/v1"
-    with pytest.raises(NanodexError, match="not an http"):
-        normalize_endpoint("localhost:8000")
-
-
-def test_client_answers_and_streams(fake: FakeOpenAI) -> None:
-    c = ChatClient(fake.url, api_key="k")
-    assert c.default_model() == "expert", "the first adapter is the default"
-    done = c.chat([{"role": "user", "content": "q"}], model="expert", max_tokens=9)
-    assert done.text == fake.answer and done.usage["completion_tokens"] == 5 and done.finish_reason == "stop"
-    req = fake.requests[-1]
-    assert req["auth"] == "Bearer k" and req["body"]["max_tokens"] == 9 and req["body"]["temperature"] == 0.0
-    pieces: list[str] = []
-    streamed = c.chat([{"role": "user", "content": "q"}], model="expert", stream=True, on_delta=pieces.append)
-    assert streamed.text == fake.answer and len(pieces) > 3 and "".join(pieces) == fake.answer
-    assert streamed.usage["total_tokens"] == 12 and streamed.finish_reason == "stop"
-
-
-@pytest.mark.parametrize(
-    ("mode", "match", "fix"),
-    [
-        ("500", r"server error HTTP 500 \(engine crashed\)", "server's log"),
-        ("404", r"HTTP 404, The model `nope` does not exist", "pass --model"),
-        ("401", r"refused the request: HTTP 401 \(Unauthorized\)", "NANODEX_API_KEY"),
-        ("html", "answered something that is not JSON", "OpenAI-compatible"),
-        ("slow", r"no answer from .* within 0.5 s", "raise --timeout"),
-    ],
-)
-def test_client_errors_are_one_line(fake: FakeOpenAI, mode: str, match: str, fix: str) -> None:
-    fake.mode = mode
-    c = ChatClient(fake.url, timeout_s=0.5)
-    with pytest.raises(NanodexError, match=match) as err:
-        c.chat([{"role": "user", "content": "q"}], model="nope")
-    assert fix in (err.value.fix or "") and "\n" not in str(err.value)
-
-
-def test_endpoint_down() -> None:
-    port = free_port()
-    with pytest.raises(NanodexError, match=f"no server answers at http://127.0.0.1:{port}/v1/models") as err:
-        ChatClient(f"http://127.0.0.1:{port}/v1").default_model()
-    assert "make serve" in (err.value.fix or "")
+    with running() as srv:
+        yield srv
 
 
 def test_ask_with_graph_packs_context_and_checks_citations(fake: FakeOpenAI, brain_graph: Path) -> None:
@@ -560,6 +437,17 @@ def test_query_cli_failures_exit_non_zero_with_one_line(fake: FakeOpenAI) -> Non
     proc = _query_cli("--endpoint", fake.url, "-q", "hi", "--model", "expert")
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert proc.returncode == 2 and len(lines) == 1 and "server error HTTP 500" in lines[0]
+    # a typo in the port is named as such, not reported as a refused connection
+    proc = _query_cli("--endpoint", "http://127.0.0.1:99999/v1", "-q", "hi")
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 2 and len(lines) == 1 and "has an invalid port '99999'" in lines[0]
+    # a reply without text is an error, not an empty answer with exit 0
+    fake.mode = "null"
+    for stream in ([], ["--stream"]):
+        proc = _query_cli("--endpoint", fake.url, "-q", "hi", "--model", "expert", *stream)
+        lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+        assert proc.returncode == 2 and len(lines) == 1 and "answered no text" in lines[0], proc.stderr
+        assert not proc.stdout.strip()
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""A small OpenAI chat-completions client over urllib: no dependency, every failure one line.
+"""The one OpenAI-compatible client (chat completions over urllib): no dependency, every failure one line.
 
 vLLM (and any OpenAI-compatible server) is reached over plain HTTP; the only things this needs
 are JSON bodies, a Bearer token and server-sent events for streaming, all in the standard
@@ -9,7 +9,9 @@ an OpenAI error body) become a NanodexError naming the endpoint and the fix, nev
 from __future__ import annotations
 
 import json
+import os
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -17,15 +19,30 @@ from typing import Any
 
 from nanodex.errors import NanodexError
 
+_URL_FIX = "pass e.g. http://127.0.0.1:8000/v1"
 _SERVE_FIX = "start the server with `make serve` (or `python -m inference.serve`), or pass ENDPOINT=<url>"
 
 
 def normalize_endpoint(endpoint: str) -> str:
-    """`http://host:8000`, `.../v1` or `.../v1/chat/completions` -> `http://host:8000/v1`."""
+    """`http://host:8000`, `.../v1` or `.../v1/chat/completions` -> `http://host:8000/v1`.
+
+    The host and port are checked here, before any request: urllib would report port 99999 as a
+    refused connection and a non-numeric port as a traceback, neither of which names the typo.
+    """
     base = endpoint.strip().rstrip("/")
     if not base.startswith(("http://", "https://")):
+        raise NanodexError(f"endpoint '{endpoint}' is not an http(s) URL", _URL_FIX)
+    parts = urllib.parse.urlsplit(base)
+    if not parts.hostname:
+        raise NanodexError(f"endpoint '{endpoint}' names no host", _URL_FIX)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port is not None and not 1 <= port <= 65535:
+        given = parts.netloc.rsplit(":", 1)[-1]
         raise NanodexError(
-            f"endpoint '{endpoint}' is not an http(s) URL", "pass e.g. http://127.0.0.1:8000/v1"
+            f"endpoint '{endpoint}' has an invalid port '{given}'", "use a port from 1 to 65535, " + _URL_FIX
         )
     for suffix in ("/chat/completions", "/completions", "/models"):
         if base.endswith(suffix):
@@ -50,12 +67,30 @@ class Completion:
 
 
 class ChatClient:
-    """Chat completions, model listing and runtime adapter loading against one endpoint."""
+    """Chat completions, model listing and runtime adapter loading against one endpoint.
 
-    def __init__(self, endpoint: str, *, api_key: str | None = None, timeout_s: float = 120.0) -> None:
+    Every stage that talks to a served model (query, the LLM summarizer, the paraphraser, the
+    serving benchmark) uses this one class, so they share the endpoint rules, the key header and
+    the one-line errors. It holds no connection state: one instance may serve many threads.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        api_key: str | None = None,
+        timeout_s: float = 120.0,
+        key_env: str = "NANODEX_API_KEY",
+    ) -> None:
         self.base = normalize_endpoint(endpoint)
         self.api_key = api_key
         self.timeout_s = timeout_s
+        self.key_env = key_env  # named in the fix of an HTTP 401
+
+    @classmethod
+    def from_env(cls, endpoint: str, key_env: str, *, timeout_s: float = 120.0) -> ChatClient:
+        """A client sending the key held in the environment variable `key_env`, if it is set."""
+        return cls(endpoint, api_key=os.environ.get(key_env) or None, timeout_s=timeout_s, key_env=key_env)
 
     # ---- transport ---------------------------------------------------------------------------
     def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
@@ -118,7 +153,7 @@ class ChatClient:
         if err.code == 401:
             return NanodexError(
                 f"{url} refused the request: HTTP 401 ({message})",
-                "export the server's key in NANODEX_API_KEY (or the variable set by --api-key-env)",
+                f"export the server's key in {self.key_env} (or name another variable with --api-key-env)",
             )
         if err.code == 404 and "model" in message.lower():
             return NanodexError(
@@ -155,14 +190,18 @@ class ChatClient:
             )
         return [m for m in items if isinstance(m, dict) and "id" in m]
 
-    def default_model(self) -> str:
-        """The first adapter the server serves (the expert), else its first model (the base)."""
+    def default_model(self, *, prefer_adapter: bool = True) -> str:
+        """The first adapter the server serves (the expert), else its first model (the base).
+
+        `prefer_adapter=False` takes the first model listed, whatever it is (vLLM lists the base
+        first): the summarizer and the paraphraser want the base, not the code expert.
+        """
         items = self.models()
         if not items:
             raise NanodexError(
                 f"{self.base} serves no model", "start it with `make serve BASE=... ADAPTER=...`"
             )
-        adapters = [m for m in items if m.get("parent")]
+        adapters = [m for m in items if m.get("parent")] if prefer_adapter else []
         return str((adapters or items)[0]["id"])
 
     def chat(
@@ -191,18 +230,26 @@ class ChatClient:
         data = self._json("POST", "/v1/chat/completions", body)
         try:
             choice = data["choices"][0]
-            text = choice["message"].get("content") or ""
+            text = choice["message"].get("content")
         except (KeyError, IndexError, TypeError, AttributeError) as err:
             raise NanodexError(
                 f"{self.base}/chat/completions answered an unexpected shape: {_one_line(str(data), 160)}",
                 "point ENDPOINT at an OpenAI-compatible server",
             ) from err
+        if not isinstance(text, str):  # null: tool calls or reasoning only, or a broken server
+            raise self._no_text(choice.get("finish_reason"))
         return Completion(
             text=text,
             model=str(data.get("model", model)),
             finish_reason=choice.get("finish_reason"),
             usage=dict(data.get("usage") or {}),
             token_ids=choice.get("token_ids"),
+        )
+
+    def _no_text(self, finish_reason: object) -> NanodexError:
+        return NanodexError(
+            f"{self.base}/chat/completions answered no text (content is null, finish_reason {finish_reason})",
+            "ask a chat model the server lists at /v1/models, or see the server's log",
         )
 
     def _events(self, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -238,19 +285,24 @@ class ChatClient:
 
     def _stream(self, body: dict[str, Any], on_delta: Callable[[str], None] | None) -> Completion:
         parts: list[str] = []
+        said = False  # some delta carried text (possibly ""): the streamed form of non-null content
         out = Completion(text="", model=str(body["model"]))
         for event in self._events(body):
             out.model = str(event.get("model") or out.model)
             if event.get("usage"):
                 out.usage = dict(event["usage"])
             for choice in event.get("choices") or []:
-                piece = (choice.get("delta") or {}).get("content") or ""
-                if piece:
-                    parts.append(piece)
-                    if on_delta:
-                        on_delta(piece)
+                piece = (choice.get("delta") or {}).get("content")
+                if isinstance(piece, str):
+                    said = True
+                    if piece:
+                        parts.append(piece)
+                        if on_delta:
+                            on_delta(piece)
                 if choice.get("finish_reason"):
                     out.finish_reason = choice["finish_reason"]
+        if not said:
+            raise self._no_text(out.finish_reason)
         out.text = "".join(parts)
         return out
 
