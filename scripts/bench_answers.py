@@ -35,6 +35,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -316,6 +317,12 @@ def stage_commands(repo: Path, work: Path, steps: int | None = None) -> list[tup
     ]  # fmt: skip
 
 
+def _portable(args: Sequence[str]) -> list[str]:
+    """Stage arguments with the checkout's own location dropped: another checkout of the same
+    code (a snapshot clone whose bench-out is this one's) reuses the same stamped outputs."""
+    return [re.sub(r"^.*?/(bench-out|config)/", r"<root>/\1/", a) for a in args]
+
+
 def build(name: str, repo: Path, work: Path, steps: int | None, train: bool = True) -> Built:
     """Run every stage not yet stamped in `work` (without `train`, all but the training); resumes
     an interrupted training run."""
@@ -327,7 +334,7 @@ def build(name: str, repo: Path, work: Path, steps: int | None, train: bool = Tr
         if stage == "train-qlora" and not train:
             continue
         stamp = stamps / f"{stage}.json"
-        if stamp.is_file() and json.loads(stamp.read_text())["args"] == args:
+        if stamp.is_file() and _portable(json.loads(stamp.read_text())["args"]) == _portable(args):
             print(f"answers: {name}: {stage} cached ({work.name})", flush=True)
             continue
         if stage == "train-qlora" and any((work / "expert.checkpoints").glob("checkpoint-*")):

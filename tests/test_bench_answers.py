@@ -195,3 +195,19 @@ def test_checks_are_the_issue_targets_on_the_expert_arm():
     got = {c.name: c for c in checks({"base + code": base, "expert + code": none_printed})}
     assert got["expert + code printed citations resolve or are marked"].passed  # nothing printed unmarked
     assert not got["expert + code answers with a citation"].passed
+
+
+def test_stamps_compare_stage_arguments_without_the_checkout_location():
+    from scripts.bench_answers import _portable
+
+    a = ["-m", "brain", "--config", "/a/config/brain.yaml", "--graph", "/a/bench-out/answers/x/graph.sqlite"]
+    b = [
+        "-m",
+        "brain",
+        "--config",
+        "/tmp/b/config/brain.yaml",
+        "--graph",
+        "/tmp/b/bench-out/answers/x/graph.sqlite",
+    ]
+    assert _portable(a) == _portable(b)
+    assert _portable(a) != _portable([*a[:-1], "/a/bench-out/answers/y/graph.sqlite"])
