@@ -31,14 +31,30 @@ def estimate_tokens(text: str) -> int:
 
 @dataclass
 class Block:
+    """Lines start..end of a file, shown to the model under their citation label."""
+
     path: str
     start: int
     end: int
     code: str
+    symbol: str | None = None  # the graph node / pca_otf entity the block shows, when it shows one
+    score: float = 0.0  # rank from search or selection (higher first)
+    tokens: int = 0  # rendered size in tokens, once counted
 
     @property
     def label(self) -> str:
         return f"[{self.path}:{self.start}-{self.end}]"
+
+    def to_dict(self) -> dict:
+        return {
+            "label": self.label,
+            "path": self.path,
+            "start": self.start,
+            "end": self.end,
+            "symbol": self.symbol,
+            "tokens": self.tokens,
+            "score": round(self.score, 4),
+        }
 
     def render(self) -> str:
         return f"{self.label}\n```\n{self.code}\n```"
@@ -103,4 +119,3 @@ def _fit(
 
 def render_context(blocks: Sequence[Block]) -> str:
     return "\n\n".join(b.render() for b in blocks)
-

@@ -27,14 +27,13 @@ class LocalSummarizer:
 
     def __init__(self, cfg: SummaryConfig) -> None:
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+        from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.cfg = cfg
         self.model_name = cfg.model or DEFAULT_BASE
         folder = resolve_model(self.model_name)  # NanodexError (one line) when it cannot be had
         if cfg.threads > 0:
             torch.set_num_threads(cfg.threads)
-        self.torch = torch
         self.tok: Any = AutoTokenizer.from_pretrained(str(folder))
         if not self.tok.chat_template:
             raise NanodexError(
@@ -46,12 +45,6 @@ class LocalSummarizer:
             self.tok.pad_token = self.tok.eos_token
         self.model: Any = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32)
         self.model.eval()
-        self.gen = GenerationConfig(
-            max_new_tokens=cfg.max_new_tokens,
-            do_sample=False,
-            pad_token_id=self.tok.pad_token_id,
-            eos_token_id=self.tok.eos_token_id,
-        )
         self.fingerprint = local_fingerprint(self.model_name, cfg.max_new_tokens)
         self.batch_size = max(1, cfg.batch_size)
         log.info("local summarizer %s from %s", self.model_name, folder)
@@ -60,28 +53,20 @@ class LocalSummarizer:
         return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}]
 
     def complete_many(self, prompts: Sequence[str]) -> list[str | Exception]:
-        """Greedy answers to `prompts`, in their order; batches of similar length."""
-        out: list[str | Exception] = [""] * len(prompts)
-        order = sorted(range(len(prompts)), key=lambda i: (len(prompts[i]), i))
-        for b in range(0, len(order), self.batch_size):
-            idx = order[b : b + self.batch_size]
-            try:
-                texts = self._generate([prompts[i] for i in idx])
-            except (RuntimeError, ValueError) as err:  # e.g. out of memory, a prompt too long
-                texts = [err] * len(idx)
-            for i, text in zip(idx, texts, strict=True):
-                out[i] = text
-        return out
+        """Greedy answers to `prompts`, in their order (answer.generate: the one decoding loop)."""
+        from answer.generate import generate
 
-    def _generate(self, prompts: list[str]) -> list[str | Exception]:
-        enc = self.tok.apply_chat_template(
-            [self._encode(p) for p in prompts],
-            add_generation_prompt=True,
-            return_tensors="pt",
-            padding=True,
-            return_dict=True,
-        )
-        with self.torch.inference_mode():
-            gen = self.model.generate(**enc, generation_config=self.gen)
-        new = gen[:, enc["input_ids"].shape[1] :]
-        return [self.tok.decode(row, skip_special_tokens=True).strip() for row in new]
+        out: list[str | Exception] = []
+        for b in range(0, len(prompts), self.batch_size):  # a failure costs one batch, not the run
+            chunk = prompts[b : b + self.batch_size]
+            try:
+                out += generate(
+                    self.model,
+                    self.tok,
+                    [self._encode(p) for p in chunk],
+                    max_new_tokens=self.cfg.max_new_tokens,
+                    batch_size=self.batch_size,
+                )
+            except (RuntimeError, ValueError) as err:  # e.g. out of memory, a prompt too long
+                out += [err] * len(chunk)
+        return out

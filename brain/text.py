@@ -12,11 +12,12 @@ import math
 import re
 from collections.abc import Iterable
 
+from answer.citations import CITATION
+
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+")
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(`'\"])|\n\s*\n")
-_CITATION = re.compile(r"\[([^\[\]\s]+?):(\d+)(?:-(\d+))?\]")
 
 # Short words that carry no meaning for search (questions and docs alike).
 _STOPWORDS_TEXT = """a an and are as at be been being but by can could do does did for from had has have how i if in
@@ -377,13 +378,13 @@ def first_sentence(doc: str, max_chars: int = 240) -> str:
 
 def strip_citations(text: str) -> str:
     """`text` without its `[path:start-end]` citations (they are noise to a search index)."""
-    return _CITATION.sub(" ", text)
+    return CITATION.sub(" ", text)
 
 
 def citations_in(text: str) -> list[tuple[str, int, int]]:
     """The `[path:start-end]` / `[path:line]` citations of `text` as (path, start, end)."""
     out = []
-    for m in _CITATION.finditer(text):
+    for m in CITATION.finditer(text):
         start = int(m.group(2))
         out.append((m.group(1), start, int(m.group(3) or start)))
     return out

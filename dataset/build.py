@@ -14,6 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from answer.prompt import training_messages
 from brain.config import BrainConfig, SearchConfig
 from brain.search import Searcher
 from dataset.compose import citations_of, fit
@@ -46,7 +47,7 @@ def make_row(
         "response": response,
         "refs": list(dict.fromkeys(refs)),
         "citations": citations_of(response),
-        "messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}],
+        "messages": training_messages(prompt, [], response),  # dataset.context may add the code shown
         "fact": fact,
         "subject": extra.pop("subject", None),
         "negative": bool(extra.pop("negative", False)),

@@ -5,9 +5,8 @@ Modules, one job each:
   preflight  checks made before vLLM starts (vLLM importable, port free, adapters match the base)
   server     the server's lifecycle: ServerProcess (any HTTP child) and VllmServer (`with ... as srv`)
   serve      `python -m inference.serve`: the server in the foreground until Ctrl-C
-  context    packing search hits' code into labelled `[path:start-end]` blocks within a token budget
-  citations  finding an answer's citations and checking them against the code graph
   query      `python inference/query.py` / `python -m inference.query` and `ask(...)` for the demo
+Prompt, code blocks and citation checks come from the shared `answer` package.
 Reads earlier stages only: nanodex (models, config, chat_client: the one OpenAI client),
 trainer.manifest (nanodex.json), brain.search and extractor.graph.
 """

@@ -57,6 +57,8 @@ class QueryConfig:
     context_tokens: int = 1024  # budget for the packed code blocks (estimated tokens)
     max_block_lines: int = 60  # one hit's code is cut to this many lines (its label says which)
     system_prompt: str | None = None  # None: the chat template's default, as in training
+    enforce_citations: bool = True  # a claim paragraph left without a valid citation is marked [unverified]
+    constrain_citations: bool = True  # vLLM structured outputs: a citation can only name a shown block
 
 
 @dataclass

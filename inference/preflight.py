@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from answer.prompt import LAYOUT
 from nanodex.errors import NanodexError
 from nanodex.log import get_logger
 from nanodex.models import EMBEDDED_PREFIX
@@ -40,6 +41,7 @@ class Adapter:
     rank: int
     trained_on: str | None  # nanodex.json `base`, else adapter_config.json base_model_name_or_path
     trained_on_path: str | None  # nanodex.json `base_path` (the resolved folder at training time)
+    layout: str | None = None  # nanodex.json `prompt_layout`: the answer.prompt wording it was trained on
 
 
 def check_vllm() -> None:
@@ -160,7 +162,21 @@ def inspect_adapter(name: str, path: Path) -> Adapter:
         rank=rank,
         trained_on=str(trained_on) if trained_on else None,
         trained_on_path=str(manifest["base_path"]) if manifest.get("base_path") else None,
+        layout=str(manifest["prompt_layout"]) if manifest.get("prompt_layout") else None,
     )
+
+
+def check_layout(adapter: Adapter) -> None:
+    """Warn when an adapter was trained on another prompt layout than the one it will be asked in:
+    it still loads, but it learned a form it will not be shown (answer.prompt.LAYOUT)."""
+    if adapter.layout != LAYOUT:
+        log.warning(
+            "adapter %s was trained on prompt layout %s, but questions are asked in %s: its answers "
+            "may lose their form (fix: re-run `make dataset train-qlora`)",
+            adapter.name,
+            adapter.layout or "(not recorded)",
+            LAYOUT,
+        )
 
 
 def check_base(adapter: Adapter, base: str, base_path: Path) -> None:
@@ -230,5 +246,6 @@ def adapters_from_specs(specs: list[str], base: str, base_path: Path, reserved: 
         seen.add(name)
         adapter = inspect_adapter(name, path)
         check_base(adapter, base, base_path)
+        check_layout(adapter)
         out.append(adapter)
     return out

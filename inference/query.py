@@ -2,8 +2,11 @@
 
 With --graph the question is first answered by brain search: the best hits' code is packed into
 labelled `[path:start-end]` blocks within a token budget and the model is asked to cite them.
-The answer is printed, then each of its citations is checked against the graph; those that do
-not resolve are marked "(unresolved)" (--json: `resolves: false`). Without --model the first
+The answer's citations are then checked (answer.citations, the same code `make ask` uses): each
+must name a packed block or a sub-range of one; a near miss is repaired, one that cannot be is
+marked "(unresolved)", an uncited paragraph gets the block that best supports it or, with
+`enforce_citations`, "[unverified]". The answer is printed with the citation report and the
+provenance footer (--json: all of it as fields). Without --model the first
 adapter the server lists is asked (else its base). A refused connection, a timeout or a server
 error exits non-zero with one line. `ask(...)` is the same from Python (the demo uses it).
 """
@@ -24,9 +27,13 @@ from dataclasses import dataclass, field, fields, replace  # noqa: E402
 from typing import Any  # noqa: E402
 
 from answer.blocks import Block, pack_blocks  # noqa: E402
-from answer.prompt import build_messages  # noqa: E402
+from answer.citations import Checked, Checker, Citation, GraphSymbols, find, footer  # noqa: E402
+from answer.constrain import citation_regex  # noqa: E402
+from answer.prompt import (
+    LAYOUT,  # noqa: E402
+    build_messages,  # noqa: E402
+)
 from extractor.graph import Graph  # noqa: E402
-from inference.citations import Citation, check_citations, find_citations, mark_unresolved  # noqa: E402
 from inference.config import QueryConfig, ServeFile  # noqa: E402
 from nanodex.chat_client import ChatClient  # noqa: E402
 from nanodex.config import load_config  # noqa: E402
@@ -39,28 +46,32 @@ log = get_logger("inference.query")
 @dataclass
 class Answer:
     question: str
-    answer: str
+    answer: str  # as the model wrote it
     model: str
     usage: dict[str, Any] = field(default_factory=dict)
     citations: list[Citation] = field(default_factory=list)
-    context: list[str] = field(default_factory=list)  # labels of the code blocks sent
+    context: list[Block] = field(default_factory=list)  # the code blocks sent
     finish_reason: str | None = None
-    checked: bool = False  # citations were checked against a graph
+    checked: Checked | None = None  # None: no graph to check against
+    provenance: dict[str, Any] = field(default_factory=dict)
 
     @property
     def marked(self) -> str:
-        """The answer with unresolved citations marked."""
-        return mark_unresolved(self.answer, self.citations)
+        """The answer as printed: repaired, attributed and marked (as written when unchecked)."""
+        return self.checked.text if self.checked is not None else self.answer
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "question": self.question,
-            "answer": self.answer,
+            "answer": self.marked,
+            "raw_answer": self.answer,
             "citations": [c.to_dict() for c in self.citations],
+            "check": self.checked.summary() if self.checked is not None else None,
             "model": self.model,
             "usage": self.usage,
-            "context": self.context,
+            "context": [b.label for b in self.context],
             "finish_reason": self.finish_reason,
+            "provenance": self.provenance,
         }
 
 
@@ -73,6 +84,7 @@ class Retriever:
 
         self.cfg = cfg
         self.graph = Graph(graph)  # "run make extract" when missing
+        self.symbols = GraphSymbols(self.graph)
         brain_cfg = load_config(BrainConfig, cfg.brain_config, {"graph": str(graph)})
         self.searcher = Searcher(brain_cfg, dense=cfg.search_mode != "lexical")
 
@@ -136,38 +148,48 @@ def ask(
             temperature=cfg.temperature,
             stream=on_delta is not None,
             on_delta=on_delta,
-            extra={"frequency_penalty": cfg.frequency_penalty} if cfg.frequency_penalty else None,
+            extra=request_extras(cfg, blocks) or None,
         )
-        citations = find_citations(done.text)
+        provenance = {"model": done.model, "layout": LAYOUT, "blocks": len(blocks)}
+        checked = None
         if retriever:
-            check_citations(citations, retriever.graph)
+            checked = Checker(retriever.symbols, blocks).check(done.text, enforce=cfg.enforce_citations)
+            provenance["graph_commit"] = retriever.graph.meta("commit")
         return Answer(
             question=question,
             answer=done.text,
             model=done.model,
             usage=done.usage,
-            citations=citations,
-            context=[b.label for b in blocks],
+            citations=checked.citations if checked is not None else find(done.text),
+            context=blocks,
             finish_reason=done.finish_reason,
-            checked=retriever is not None,
+            checked=checked,
+            provenance=provenance,
         )
     finally:
         if own and retriever is not None:
             retriever.close()
 
 
+def request_extras(cfg: QueryConfig, blocks: Sequence[Block]) -> dict[str, Any]:
+    """Sampling options beyond the OpenAI basics: the frequency penalty, and (with code shown and
+    `constrain_citations`) vLLM structured outputs that let a citation name only a shown block."""
+    extra: dict[str, Any] = {}
+    if cfg.frequency_penalty:
+        extra["frequency_penalty"] = cfg.frequency_penalty
+    if blocks and cfg.constrain_citations:
+        extra["structured_outputs"] = {"regex": citation_regex(blocks)}
+    return extra
+
+
 def format_citations(ans: Answer) -> str:
-    """The citation report printed under the answer."""
-    if not ans.citations:
-        return "citations: none"
-    if not ans.checked:
+    """The citation report and provenance footer printed under the answer (as `make ask` prints)."""
+    if ans.checked is None:
+        if not ans.citations:
+            return "citations: none"
         listed = " ".join(c.text for c in ans.citations)
         return f"citations: {len(ans.citations)}, not checked (pass --graph to check them): {listed}"
-    good = sum(1 for c in ans.citations if c.resolves)
-    lines = [f"citations: {len(ans.citations)} ({good} resolve, {len(ans.citations) - good} do not)"]
-    for c in ans.citations:
-        lines.append(f"  ok   {c.location}" if c.resolves else f"  BAD  {c.location} ({c.reason})")
-    return "\n".join(lines)
+    return footer(ans.checked, ans.context, ans.provenance)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -230,8 +252,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if streaming:
         print()
-        if any(c.resolves is False for c in ans.citations):
-            print("(unresolved citations are listed below)")
+        if ans.checked is not None and ans.checked.text != ans.answer:
+            print("\n(as checked:)\n" + ans.marked)
     else:
         print(ans.marked)
     print()

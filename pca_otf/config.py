@@ -79,13 +79,10 @@ class RunConfig:
     # -- answer and citations
     max_new_tokens: int = 96  # CPU: ~8-10 new tokens/s for SmolLM2-135M on one free core
     no_repeat_ngram: int = 6  # the answer never repeats a 6-token sequence of itself (0 = off)
-    require_citations: bool = False  # ask for a citation in every paragraph
-    citations_enforce: bool = False  # retry once, then mark paragraphs without a valid citation
+    require_citations: bool = True  # citations can only name a packed block (or a sub-range) while decoding
+    citations_enforce: bool = False  # mark claim paragraphs left without a valid citation [unverified]
     telemetry: str | None = None  # JSONL file: one record per answer
-    system_prompt: str = (
-        "You are an expert on this codebase. Answer from the code shown, briefly, and name the "
-        "functions and files you rely on."
-    )
+    system_prompt: str | None = None  # None: the chat template's default, as training and `make query`
 
 
 @dataclass

@@ -14,46 +14,16 @@ whether each window is relevant to the question and ranks by that as well as by 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from answer.blocks import Block
 from nanodex.errors import NanodexError
 from pca_otf.program_graph import EntityIndex, ProgramGraph
 from pca_otf.select import Selection
 
 PACK_MODES = ("windows", "heads")
 _MIN_PARTIAL_TOKENS = 48  # below this a clipped block is more label than code: skip it instead
-
-
-@dataclass(frozen=True)
-class Block:
-    path: str
-    start: int
-    end: int
-    text: str
-    score: float  # selection score; blended with relevance when the judge ran
-    entity_id: str | None = None
-    tokens: int = 0
-    relevance: float | None = None
-
-    @property
-    def label(self) -> str:
-        return f"[{self.path}:{self.start}-{self.end}]"
-
-    def render(self) -> str:
-        return f"{self.label}\n{self.text}"
-
-    def to_dict(self) -> dict:
-        return {
-            "label": self.label,
-            "path": self.path,
-            "start": self.start,
-            "end": self.end,
-            "entity": self.entity_id,
-            "tokens": self.tokens,
-            "score": round(self.score, 4),
-            "relevance": None if self.relevance is None else round(self.relevance, 4),
-        }
 
 
 @dataclass
@@ -67,6 +37,7 @@ class Packed:
     dropped: int
     clipped: int
     relevance_scored: int
+    relevance: dict[str, float] = field(default_factory=dict)  # label -> the judge's P(relevant)
 
     def labels(self) -> list[str]:
         return [b.label for b in self.blocks]
@@ -113,7 +84,7 @@ def candidate_blocks(
             return
         end = start + len(lines) - 1
         spans.append((start, end))
-        out.append(Block(path, start, end, text, score, entity_id))
+        out.append(Block(path, start, end, text, symbol=entity_id, score=score))
 
     if mode == "heads":
         best: dict[str, tuple[float, int]] = {}
@@ -167,17 +138,12 @@ def pack(
     sized = [replace(b, tokens=count(b.render())) for b in blocks]
     sep = count("\n\n") if sized else 0
     total = sum(b.tokens + sep for b in sized)
-    scored = 0
+    judged: dict[str, float] = {}
     if relevance is not None and total > budget and sized:
         head = sorted(sized, key=lambda b: -b.score)[:relevance_candidates]
-        rel = {id(b): relevance(b.text) for b in head}
-        scored = len(rel)
+        judged = {b.label: relevance(b.code) for b in head}
         sized = [
-            replace(
-                b,
-                relevance=rel.get(id(b)),
-                score=(1 - relevance_weight) * b.score + relevance_weight * rel.get(id(b), 0.5),
-            )
+            replace(b, score=(1 - relevance_weight) * b.score + relevance_weight * judged.get(b.label, 0.5))
             for b in sized
         ]
     order = sorted(sized, key=lambda b: (-b.score, b.path, b.start))
@@ -211,16 +177,16 @@ def pack(
             dropped += 1
         text = "\n\n".join(b.render() for b in chosen)
         tokens = count(text) if text else 0
-    return Packed(text, chosen, tokens, budget, mode, len(blocks), dropped, clipped, scored)
+    return Packed(text, chosen, tokens, budget, mode, len(blocks), dropped, clipped, len(judged), judged)
 
 
 def _clip(block: Block, room: int, count: Callable[[str], int]) -> Block | None:
     """The longest prefix of `block` (whole lines, label updated) within `room` tokens."""
-    lines = block.text.split("\n")
+    lines = block.code.split("\n")
     lo, hi, best = 1, len(lines) - 1, None
     while lo <= hi:
         mid = (lo + hi) // 2
-        cand = replace(block, end=block.start + mid - 1, text="\n".join(lines[:mid]))
+        cand = replace(block, end=block.start + mid - 1, code="\n".join(lines[:mid]))
         n = count(cand.render())
         if n <= room:
             best = replace(cand, tokens=n)

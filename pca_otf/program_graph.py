@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from answer.citations import Symbol
 from extractor.graph import Graph
 from nanodex.errors import NanodexError
 
@@ -332,3 +333,41 @@ class EntityIndex:
 
     def degree(self, entity_id: str) -> int:
         return len(self.adj.get(entity_id, ()))
+
+
+class EntitySymbols:
+    """answer.citations.SymbolTable over any ProgramGraph (through its EntityIndex), so the
+    runner's answers are checked by the same code as the query CLI's."""
+
+    def __init__(self, pg: ProgramGraph, index: EntityIndex) -> None:
+        self.pg = pg
+        self.index = index
+        self._by_name: dict[str, list[Symbol]] = {}
+        for e in index.by_id.values():
+            if e.kind == "module":
+                continue
+            for key in {e.name, e.qualname}:
+                if key:
+                    self._by_name.setdefault(key, []).append(_symbol(e))
+
+    def resolves(self, path: str, start: int, end: int) -> bool:
+        return start <= end and self.pg.resolve(f"{path}:{start}-{end}") is not None
+
+    def file_lines(self, path: str) -> int | None:
+        if self.pg.resolve(f"{path}:1") is None:
+            return None
+        return max((e.end_line for e in self.index.by_path.get(path, ())), default=1)
+
+    def paths(self) -> Sequence[str]:
+        return sorted(self.index.by_path)
+
+    def named(self, name: str) -> list[Symbol]:
+        return list(self._by_name.get(name, ()))
+
+    def at(self, path: str, line: int) -> Symbol | None:
+        e = self.index.at(path, line)
+        return _symbol(e) if e is not None and e.kind != "module" else None
+
+
+def _symbol(e: Entity) -> Symbol:
+    return Symbol(e.path, e.start_line, e.end_line, e.name, e.qualname or e.name, e.kind)

@@ -22,26 +22,16 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from answer.citations import UNVERIFIED_MARK, Checked, Checker, footer, provenance_footer
+from answer.generate import generate
+from answer.prompt import LAYOUT, build_messages
 from nanodex.config import load_config
 from nanodex.errors import NanodexError, run_main
 from nanodex.log import get_logger, setup_logging
-from pca_otf.citations import (
-    UNVERIFIED_MARK,
-    Checked,
-    CitationManager,
-    append_telemetry,
-    provenance_footer,
-)
 from pca_otf.config import PcaConfig, RunConfig
-from pca_otf.decoding import (
-    chat_ids,
-    generate,
-    intent_target_weights,
-    question_intent,
-    warmup_scale,
-)
+from pca_otf.decoding import intent_target_weights, question_intent, warmup_scale
 from pca_otf.pack import ModelRelevance, Packed, TokenCounter, candidate_blocks, pack
-from pca_otf.program_graph import EntityIndex, ProgramGraph, load_program_graph
+from pca_otf.program_graph import EntityIndex, EntitySymbols, ProgramGraph, load_program_graph
 from pca_otf.select import Selection, select_question, select_zoom
 
 log = get_logger("pca_otf.run")
@@ -61,26 +51,29 @@ class Answer:
     prompt: str
     text: str  # repaired, marked, with the provenance footer
     body: str  # `text` without the footer
+    report: str  # the citation report and provenance footer, as `make query` prints them
+    messages: list[dict]  # the conversation the model was asked (answer.prompt)
     raw: str  # what the model wrote (last attempt), before repair and marking
-    citations: list[dict]  # {raw, path, start, end, valid, repaired, paragraph, artifact}
+    citations: list[
+        dict
+    ]  # answer.citations.Citation.to_dict(): {text, path, start, end, resolves, repaired, ...}
     selected_nodes: list[dict]
     windows: list[dict]  # the packed blocks
     adapter_stats: dict
     provenance: dict
     timings: dict
-    retried: bool = False
     unverified_paragraphs: list[int] = field(default_factory=list)
     paragraphs_needing_citation: int = 0
     intent: str | None = None
 
     @property
     def valid_citations(self) -> int:
-        return sum(1 for c in self.citations if c["valid"])
+        return sum(1 for c in self.citations if c["resolves"])
 
     @property
     def all_citations_ok(self) -> bool:
         """Every citation resolves, or is marked unresolved in the text."""
-        return all(c["valid"] or f"{c['raw']} (unresolved)" in self.body for c in self.citations)
+        return all(c["resolves"] or f"{c['text']} (unresolved)" in self.body for c in self.citations)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -151,7 +144,7 @@ class Runner:
         else:
             self.pg = graph
         self.index = EntityIndex(self.pg)
-        self.citations = CitationManager(self.pg, self.index)
+        self.symbols = EntitySymbols(self.pg, self.index)
         self._searcher: Any = None
         t1 = time.perf_counter()
         if isinstance(base, tuple):
@@ -260,27 +253,10 @@ class Runner:
             relevance_candidates=c.relevance_candidates,
         )
 
-    def messages(self, prompt: str, packed: Packed | None, *, strict: bool = False) -> list[dict[str, str]]:
-        """The chat the model answers: code blocks in the system turn, the question in the user turn.
-
-        With the code in the user turn next to the question SmolLM2-135M mostly copied the first
-        block back; with the code in the system turn it answered in prose (tried on two
-        questions about this repository, greedy, 70 tokens).
-        """
-        system = self.cfg.system_prompt
-        labels = packed.labels() if packed is not None and packed.blocks else []
-        if labels:
-            system += "\n\nCode from the repository, each block starting with its label:\n\n" + packed.text  # type: ignore[union-attr]
-        user = prompt.strip()
-        if self.cfg.require_citations or strict:
-            example = labels[0] if labels else "[path/to/file.py:10-20]"
-            user += (
-                "\nAnswer in two or three sentences in your own words and end each sentence with the "
-                f"label of the block it uses, e.g. {example}."
-            )
-            if strict and labels:
-                user += " Every sentence needs one of these labels: " + " ".join(labels) + "."
-        return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+    def messages(self, prompt: str, packed: Packed | None) -> list[dict[str, str]]:
+        """The chat the model answers: the one prompt (answer.prompt), the same as `make query`'s."""
+        blocks = packed.blocks if packed is not None else []
+        return build_messages(prompt, blocks, self.cfg.system_prompt)
 
     def answer(
         self, prompt: str, *, scope_paths: Sequence[str] | None = None, controls: Controls | None = None
@@ -298,24 +274,19 @@ class Runner:
         intent = question_intent(prompt)
         with self._adapted(prompt, selection, timings, controls) as (stats, on_step_scale):
             t = time.perf_counter()
-            raw, checked = self._generate_checked(prompt, packed, selection, on_step_scale, strict=False)
-            retried = False
-            if c.citations_enforce and checked.missing:
-                raw2, checked2 = self._generate_checked(prompt, packed, selection, on_step_scale, strict=True)
-                retried = True
-                if len(checked2.missing) <= len(checked.missing):
-                    raw, checked = raw2, checked2
+            raw = self._generate(prompt, packed, on_step_scale)
             timings["generate_s"] = _lap(t)
-        if c.citations_enforce:  # mark what is still uncovered after the retry
-            checked = self._check(raw, packed, selection, enforce=True)
+        checked = self._check(raw, packed, enforce=c.citations_enforce)
         provenance = self.provenance()
         body = checked.text
-        text = body + provenance_footer(provenance)
+        text = body + "\n\n" + provenance_footer(provenance)
         timings["total_s"] = round(sum(v for k, v in timings.items() if k.endswith("_s")), 3)
         ans = Answer(
             prompt=prompt,
             text=text,
             body=body,
+            report=footer(checked, packed.blocks if packed is not None else [], provenance),
+            messages=self.messages(prompt, packed),
             raw=raw,
             citations=[r.to_dict() for r in checked.citations],
             selected_nodes=[s.to_dict() for s in selection.nodes],
@@ -323,7 +294,6 @@ class Runner:
             adapter_stats=stats,
             provenance=provenance,
             timings=timings,
-            retried=retried,
             unverified_paragraphs=list(checked.marked),
             paragraphs_needing_citation=len(checked.needs),
             intent=intent,
@@ -332,21 +302,12 @@ class Runner:
             append_telemetry(c.telemetry, self._telemetry(ans, selection, packed))
         return ans
 
-    def _check(self, raw: str, packed: Packed | None, selection: Selection, *, enforce: bool) -> Checked:
-        context = [b.entity_id for b in packed.blocks if b.entity_id] if packed is not None else []
-        return self.citations.check(raw, context_ids=context or selection.ids(), enforce=enforce)
+    def _check(self, raw: str, packed: Packed | None, *, enforce: bool) -> Checked:
+        """Repair, bind to the packed blocks, attribute and mark: answer.citations, as `make query`."""
+        return Checker(self.symbols, packed.blocks if packed is not None else []).check(raw, enforce=enforce)
 
-    def _generate_checked(
-        self,
-        prompt: str,
-        packed: Packed | None,
-        selection: Selection,
-        scale: Any,
-        *,
-        strict: bool,
-    ) -> tuple[str, Checked]:
+    def _generate(self, prompt: str, packed: Packed | None, scale: Any) -> str:
         c = self.cfg
-        ids = chat_ids(self.tok, self.messages(prompt, packed, strict=strict))
         on_step = None
         if c.alpha_warmup > 0 and scale is not None:
 
@@ -354,18 +315,18 @@ class Runner:
                 scale(warmup_scale(step, c.alpha_warmup))
 
         contrast = self._contrast() if c.adapter_aware_decoding and scale is not None else None
-        new = generate(
+        blocks = packed.blocks if packed is not None else []
+        return generate(
             self.model,
             self.tok,
-            ids,
+            [self.messages(prompt, packed)],
             max_new_tokens=c.max_new_tokens,
+            blocks=[blocks] if c.require_citations and blocks else None,
             on_step=on_step,
             contrast=contrast,
             beta=c.contrast_beta,
             no_repeat_ngram=c.no_repeat_ngram,
-        )
-        raw = self.tok.decode(new, skip_special_tokens=True).strip()
-        return raw, self._check(raw, packed, selection, enforce=False)
+        )[0]
 
     def _contrast(self) -> Any:
         """A frozen copy of the base model (taken before any adapter is mixed in), for contrast."""
@@ -511,6 +472,7 @@ class Runner:
             "manifest_sha": manifest_sha,
             "commit": self.pg.commit(),
             "policy": policy,
+            "layout": LAYOUT,
         }
 
     def _telemetry(self, ans: Answer, selection: Selection, packed: Packed | None) -> dict:
@@ -522,7 +484,7 @@ class Runner:
             "nodes": [n["id"] for n in ans.selected_nodes],
             "windows": [w["label"] for w in ans.windows],
             "citations": [
-                {k: c[k] for k in ("raw", "path", "start", "end", "valid", "repaired", "paragraph")}
+                {k: c[k] for k in ("text", "path", "start", "end", "resolves", "repaired", "paragraph")}
                 for c in ans.citations
             ],
             "unverified_paragraphs": ans.unverified_paragraphs,
@@ -530,6 +492,14 @@ class Runner:
             "provenance": ans.provenance,
             "timings": ans.timings,
         }
+
+
+def append_telemetry(path: str | Path, record: dict) -> None:
+    """One JSON line per answer; appended whole in one write so concurrent readers see lines."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    with p.open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(record, sort_keys=True, default=str) + "\n")
 
 
 def _lap(t: float) -> float:
@@ -593,8 +563,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--adapter-aware-decoding", action=B, help="contrast adapted and base logits")
     g = ap.add_argument_group("answer")
     g.add_argument("--max-new-tokens", type=int, help="answer length cap (greedy decoding)")
-    g.add_argument("--require-citations", action=B, help="ask for a citation in every paragraph")
-    g.add_argument("--citations-enforce", action=B, help="retry once, then mark uncited paragraphs")
+    g.add_argument(
+        "--require-citations", action=B, help="citations can only name a packed block while decoding"
+    )
+    g.add_argument(
+        "--citations-enforce", action=B, help="mark claim paragraphs without a valid citation [unverified]"
+    )
     g.add_argument("--telemetry", metavar="FILE", help="append one JSON record per answer")
     g.add_argument("--json", action="store_true", help="print the whole answer record as JSON")
     ap.add_argument("-v", "--verbose", action="store_true", help="debug logs")
@@ -625,12 +599,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         print(json.dumps(ans.to_dict(), indent=2))
         return 0
-    print(ans.text)
-    ok = sum(1 for x in ans.citations if x["valid"])
-    rep = sum(1 for x in ans.citations if x["valid"] and x["repaired"])
+    print(ans.body)
+    print()
+    print(ans.report)
     print(
-        f"\n[{ok}/{len(ans.citations)} citations valid ({rep} repaired); "
-        f"{len(ans.unverified_paragraphs)} paragraph(s) marked{UNVERIFIED_MARK}; "
+        f"[{len(ans.unverified_paragraphs)} paragraph(s) marked{UNVERIFIED_MARK}; "
         f"{len(ans.windows)} windows; {wall:.1f} s]",
         file=sys.stderr,
     )

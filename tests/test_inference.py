@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -29,15 +30,14 @@ from typing import Any
 
 import pytest
 
-from answer.blocks import Block, estimate_tokens, pack_blocks
-from answer.prompt import build_messages
+from answer.blocks import estimate_tokens, pack_blocks
+from answer.prompt import LAYOUT
 from brain.search import Hit
 from extractor.graph import Graph
 from inference import preflight
-from inference.citations import CITATION, UNRESOLVED_MARK, check_citations, find_citations, mark_unresolved
 from inference.config import QueryConfig, ServeFile, ServerConfig
 from inference.preflight import free_port
-from inference.query import Answer, ask, format_citations
+from inference.query import ask
 from inference.serve import build_parser, server_config
 from inference.server import ServerProcess, VllmServer
 from nanodex.config import load_config
@@ -84,7 +84,12 @@ def model_folder(path: Path) -> Path:
 
 
 def adapter_folder(
-    path: Path, *, rank: int = 8, base: str | None = "embedded:smollm2-135m", **cfg: Any
+    path: Path,
+    *,
+    rank: int = 8,
+    base: str | None = "embedded:smollm2-135m",
+    layout: str | None = LAYOUT,
+    **cfg: Any,
 ) -> Path:
     """A PEFT LoRA folder as the trainer writes it (weights file empty: only the checks read it)."""
     path.mkdir(parents=True)
@@ -93,69 +98,9 @@ def adapter_folder(
     (path / "adapter_config.json").write_text(json.dumps(config))
     (path / "adapter_model.safetensors").write_bytes(b"")
     if base is not None:
-        (path / "nanodex.json").write_text(json.dumps({"base": base, "base_path": "/elsewhere/smollm2-135m"}))
+        manifest = {"base": base, "base_path": "/elsewhere/smollm2-135m", "prompt_layout": layout}
+        (path / "nanodex.json").write_text(json.dumps(manifest))
     return path
-
-
-# --------------------------------------------------------------------------------------------------
-# citations
-
-
-def test_citation_pattern_is_the_one_eval_scores() -> None:
-    from trainer.metrics import CITATION as EVAL_CITATION
-
-    assert CITATION.pattern == EVAL_CITATION.pattern
-
-
-def test_find_citations_forms() -> None:
-    text = (
-        "Cart.add builds an Item [shop/cart.py:10-13] and appends it [shop/cart.py:12]; see also "
-        "[./shop/models.py:14-33] and again [shop/cart.py:10-13]. Not citations: [1], [link](http://x:80), "
-        "[a b.py:3], [shop/cart.py:ten]."
-    )
-    found = [(c.text, c.path, c.start, c.end) for c in find_citations(text)]
-    assert found == [
-        ("[shop/cart.py:10-13]", "shop/cart.py", 10, 13),
-        ("[shop/cart.py:12]", "shop/cart.py", 12, 12),
-        ("[./shop/models.py:14-33]", "shop/models.py", 14, 33),
-    ]
-
-
-def test_check_and_mark_against_the_graph(graph_file: Path) -> None:
-    answer = (
-        "It returns the Item [shop/cart.py:10-13]. The total is computed in [shop/pricing.py:1-99], "
-        "errors live in [shop/nothing.py:1-2] and [shop/cart.py:13-10]."
-    )
-    with Graph(graph_file) as g:
-        cits = check_citations(find_citations(answer), g)
-    assert [c.resolves for c in cits] == [True, False, False, False]
-    assert cits[1].reason == "the file has 17 lines"
-    assert cits[2].reason == "no such file in the graph"
-    assert cits[3].reason == "not a line range"
-    marked = mark_unresolved(answer, cits)
-    assert "[shop/cart.py:10-13]." in marked  # the good one is left alone
-    for bad in cits[1:]:
-        assert bad.text + UNRESOLVED_MARK in marked
-    assert marked.count(UNRESOLVED_MARK) == 3
-    assert cits[0].to_dict() == {
-        "text": "[shop/cart.py:10-13]",
-        "path": "shop/cart.py",
-        "start": 10,
-        "end": 13,
-        "resolves": True,
-    }
-    report = format_citations(Answer("q", answer, "m", citations=cits, checked=True))
-    assert (
-        "4 (1 resolve, 3 do not)" in report
-        and "BAD  shop/nothing.py:1-2 (no such file in the graph)" in report
-    )
-
-
-def test_unchecked_citations_are_not_marked() -> None:
-    answer = "See [x.py:1-2]."
-    cits = find_citations(answer)
-    assert cits[0].resolves is None and mark_unresolved(answer, cits) == answer
-    assert "not checked" in format_citations(Answer("q", answer, "m", citations=cits))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -198,16 +143,6 @@ def test_pack_blocks_respects_budget_and_labels(graph_file: Path) -> None:
             b.end < h.end_line for b in tight for h in hits if h.path == b.path and h.start_line == b.start
         )
         assert pack_blocks(hits, g.source, 5) == []  # not even a label fits
-
-
-def test_build_messages_without_context_is_the_training_prompt() -> None:
-    assert build_messages("What does Cart.add return?", []) == [
-        {"role": "user", "content": "What does Cart.add return?"}
-    ]
-    msgs = build_messages("Q?", [Block("a.py", 3, 4, "x = 1\ny = 2")], system_prompt="Be brief.")
-    assert msgs[0] == {"role": "system", "content": "Be brief."}
-    assert "[a.py:3-4]\n```\nx = 1\ny = 2\n```" in msgs[1]["content"]
-    assert msgs[1]["content"].endswith("Question: Q?") and "[path:start-end]" in msgs[1]["content"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -258,6 +193,24 @@ def test_adapter_folder_errors(tmp_path: Path) -> None:
         preflight.adapters_from_specs([str(a), f"a={a}"], "embedded:smollm2-135m", base, set())
     with pytest.raises(NanodexError, match="model name 'smollm2-135m' is used twice"):
         preflight.adapters_from_specs([f"smollm2-135m={a}"], "embedded:smollm2-135m", base, {"smollm2-135m"})
+
+
+def test_adapter_trained_on_another_prompt_layout_warns(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    base = model_folder(tmp_path / "base")
+    with caplog.at_level("WARNING"):
+        preflight.adapters_from_specs(
+            [str(adapter_folder(tmp_path / "now"))], "embedded:smollm2-135m", base, set()
+        )
+    assert "prompt layout" not in caplog.text
+    old = adapter_folder(tmp_path / "old", layout="nanodex-answer-v0")
+    with caplog.at_level("WARNING"):
+        preflight.adapters_from_specs([str(old)], "embedded:smollm2-135m", base, set())
+    assert (
+        f"adapter old was trained on prompt layout nanodex-answer-v0, but questions are asked in {LAYOUT}"
+        in caplog.text
+    )
 
 
 def test_base_mismatch(tmp_path: Path) -> None:
@@ -377,8 +330,9 @@ def test_ask_with_graph_packs_context_and_checks_citations(fake: FakeOpenAI, bra
     sent = fake.requests[-1]["body"]
     assert sent["model"] == "expert" and len(sent["messages"]) == 1
     prompt = sent["messages"][0]["content"]
-    assert ans.context and ans.context[0] == "[shop/cart.py:10-13]"
-    for label in ans.context:
+    labels = [b.label for b in ans.context]
+    assert labels and labels[0] == "[shop/cart.py:10-13]"
+    for label in labels:
         assert label in prompt
     assert "def add(self, sku, qty):" in prompt and prompt.endswith("Question: What does Cart.add return?")
     assert [(c.text, c.resolves) for c in ans.citations] == [
@@ -387,6 +341,10 @@ def test_ask_with_graph_packs_context_and_checks_citations(fake: FakeOpenAI, bra
     ]
     assert ans.marked.endswith("[shop/cart.py:90-99] (unresolved).")
     assert "frequency_penalty" not in sent, "greedy by default: no penalty sent unless configured"
+    # vLLM structured outputs: a citation may only name a shown block (or a sub-range of one)
+    regex = re.compile(sent["structured_outputs"]["regex"], re.S)
+    assert regex.fullmatch("It returns the Item [shop/cart.py:10-13].\n\nSee [shop/cart.py:11].")
+    assert not regex.fullmatch("See [shop/cart.py:90-99].") and not regex.fullmatch("See [shop/nothing.py:1]")
     ask("What does Cart.add return?", endpoint=fake.url, frequency_penalty=0.5)
     assert fake.requests[-1]["body"]["frequency_penalty"] == 0.5
     with pytest.raises(TypeError, match="unknown query option"):
@@ -413,10 +371,12 @@ def test_query_cli_json_and_text(fake: FakeOpenAI, brain_graph: Path, tmp_path: 
                       "--json", "--k", "3", cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    assert out["answer"] == fake.answer and out["model"] == "expert" and out["usage"]["total_tokens"] == 12
+    assert out["raw_answer"] == fake.answer and out["model"] == "expert" and out["usage"]["total_tokens"] == 12
+    assert out["answer"] == fake.answer.replace("99].", "99] (unresolved).") and out["provenance"]["layout"]
     assert [c["resolves"] for c in out["citations"]] == [True, False]
-    assert out["citations"][1] == {"text": "[shop/cart.py:90-99]", "path": "shop/cart.py", "start": 90,
-                                   "end": 99, "resolves": False}  # fmt: skip
+    bad = out["citations"][1]
+    assert (bad["text"], bad["path"], bad["start"], bad["end"], bad["resolves"]) == (
+        "[shop/cart.py:90-99]", "shop/cart.py", 90, 99, False)  # fmt: skip
     proc = _query_cli("--endpoint", fake.url, "-q", "What does Cart.add return?", "--graph", str(brain_graph),
                       "--stream", "--model", "base")  # fmt: skip
     assert proc.returncode == 0, proc.stderr

@@ -253,8 +253,9 @@ def loop_config(repo: Path, tmp_path: Path, base: Path) -> SelftuneConfig:
     cfg.verify.min_words = 0  # the tiny model's words are noise; the citation checks still apply
     cfg.verify.check_content = False  # ... and its backticks and echoes would be chance
     cfg.sandbox.allow_unisolated = NS_REASON is not None  # recorded in the report either way
-    for run in (cfg.module_lora, cfg.refresh):
-        run.max_steps, run.batch_size, run.max_seq_len = 1, 2, 256
+    cfg.answer.context_tokens = 240  # the fixture's functions are a few lines each
+    for run in (cfg.module_lora, cfg.refresh):  # rows carry the code they were asked with
+        run.max_steps, run.batch_size, run.max_seq_len = 1, 2, 512
     cfg.refresh.replay_rows = 0
     return cfg
 

@@ -183,11 +183,15 @@ def test_query_cli_answers_with_checked_citations(server: VllmServer, graph: Pat
         for label in out["context"]:
             path, lines = label.strip("[]").rsplit(":", 1)
             assert g.resolves(path, *map(int, lines.split("-")))
-        for c in out["citations"]:  # whatever the tiny model cites, the check is the graph's verdict
-            assert c["resolves"] == g.resolves(c["path"], c["start"], c["end"])
+        for c in out["citations"]:  # whatever the tiny model cites: a valid one resolves and was shown
+            assert not c["resolves"] or (
+                g.resolves(c["path"], c["start"], c["end"])
+                and any(label.startswith(f"[{c['path']}:") for label in out["context"])
+            )
+            assert c["resolves"] or c["text"] + " (unresolved)" in out["answer"]
     streamed = _query(*args, "--stream")
     assert streamed.returncode == 0, streamed.stderr
-    assert streamed.stdout.startswith(out["answer"]), "greedy: streaming gives the same answer"
+    assert streamed.stdout.startswith(out["raw_answer"]), "greedy: streaming gives the same answer"
     assert "citations:" in streamed.stdout
 
 

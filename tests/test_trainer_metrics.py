@@ -6,6 +6,7 @@ from pathlib import Path
 
 from conftest import FIXTURES, build_graph
 
+from answer.citations import parse
 from extractor.graph import Graph
 from trainer import metrics
 
@@ -20,9 +21,10 @@ ROW = {
 
 def test_citations_are_extracted_in_both_forms() -> None:
     text = "See [shop/cart.py:15-18] and [shop/models.py:7], not [nothing] or [a b:1]."
-    assert [str(c) for c in metrics.extract_citations(text)] == ["shop/cart.py:15-18", "shop/models.py:7-7"]
-    assert metrics.parse_citation("shop/cart.py:15-18") == metrics.Citation("shop/cart.py", 15, 18)
-    assert metrics.parse_citation("no-lines") is None
+    assert [c.location for c in metrics.extract_citations(text)] == ["shop/cart.py:15-18", "shop/models.py:7"]
+    c = parse("shop/cart.py:15-18")
+    assert c is not None and (c.path, c.start, c.end) == ("shop/cart.py", 15, 18)
+    assert parse("no-lines") is None
 
 
 def test_reference_hit_needs_the_literal_symbol_or_file() -> None:

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from answer.prompt import training_messages
 from nanodex.errors import NanodexError
 
 IGNORE = -100
@@ -109,11 +110,12 @@ def file_sha256(path: str | Path) -> str:
 
 
 def row_messages(row: dict[str, Any], system_prompt: str | None = None) -> list[dict[str, str]]:
-    """The conversation a row teaches: its `messages`, else user=prompt, assistant=response."""
+    """The conversation a row teaches: its `messages`, else the bare question (answer.prompt) and
+    its response."""
     if row.get("messages"):
         msgs = [{"role": m["role"], "content": m["content"]} for m in row["messages"]]
     else:
-        msgs = [{"role": "user", "content": row["prompt"]}, {"role": "assistant", "content": row["response"]}]
+        msgs = training_messages(row["prompt"], [], row["response"])
     if system_prompt and msgs[0]["role"] != "system":
         msgs.insert(0, {"role": "system", "content": system_prompt})
     return msgs

@@ -17,8 +17,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from answer.blocks import Block
+from answer.citations import parse
+from answer.generate import generate
 from nanodex.errors import NanodexError, run_main
-from nanodex.log import get_logger, progress, setup_logging
+from nanodex.log import get_logger, setup_logging
 from nanodex.models import DEFAULT_BASE
 from nanodex.paths import DEFAULT_EVAL_JSONL, atomic_path
 
@@ -126,9 +129,12 @@ def evaluate(
     )
 
     prompts = [data.prompt_messages(r, system_prompt) for r in rows]
-    answers_adapter = generate(model, tok, prompts, max_new_tokens, batch_size, "adapter answers")
+    shown = [shown_blocks(r) for r in rows]
+    log.info("%d questions, %d with code shown (greedy)", len(rows), sum(1 for b in shown if b))
+    ask = {"max_new_tokens": max_new_tokens, "batch_size": batch_size, "blocks": shown}
+    answers_adapter = generate(model, tok, prompts, desc="adapter answers", **ask)
     with model.disable_adapter():
-        answers_base = generate(model, tok, prompts, max_new_tokens, batch_size, "base answers")
+        answers_base = generate(model, tok, prompts, desc="base answers", **ask)
 
     if graph:
         from extractor.graph import Graph
@@ -192,42 +198,10 @@ def evaluate(
     return report
 
 
-def generate(
-    model: Any,
-    tok: Any,
-    conversations: Sequence[list[dict[str, str]]],
-    max_new_tokens: int,
-    batch_size: int,
-    desc: str,
-) -> list[str]:
-    """Greedy answers, batched with left padding; questions of similar length are decoded together."""
-    import torch
-
-    texts = [tok.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in conversations]
-    ids = [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-    answers: list[str] = [""] * len(ids)
-    device = next(model.parameters()).device
-    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    get_logger("trainer.eval").info("%s: %d questions in %d batches (greedy)", desc, len(ids), len(batches))
-    for batch in progress(batches, desc=desc, unit="batch"):
-        width = max(len(ids[i]) for i in batch)
-        input_ids = torch.tensor(
-            [[tok.pad_token_id] * (width - len(ids[i])) + ids[i] for i in batch], device=device
-        )
-        mask = torch.tensor([[0] * (width - len(ids[i])) + [1] * len(ids[i]) for i in batch], device=device)
-        with torch.no_grad():
-            out = model.generate(
-                input_ids=input_ids,
-                attention_mask=mask,
-                max_new_tokens=max_new_tokens,
-                do_sample=False,
-                pad_token_id=tok.pad_token_id,
-                eos_token_id=tok.eos_token_id,
-            )
-        for row, i in enumerate(batch):
-            answers[i] = tok.decode(out[row, width:], skip_special_tokens=True).strip()
-    return answers
+def shown_blocks(row: dict[str, Any]) -> list[Block]:
+    """The code blocks a row's prompt shows (its `context` labels): what its citations may name."""
+    found = (parse(str(label)) for label in row.get("context") or [])
+    return [Block(c.path, c.start, c.end, "") for c in found if c is not None]
 
 
 def by_kind(per_row: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -16,42 +16,17 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from nanodex.citations import CITATION
+from answer.citations import CITATION, Citation, parse
 from trainer.data import IGNORE, Collator, Encoded
 
 
-@dataclass(frozen=True)
-class Citation:
-    path: str
-    start: int
-    end: int
-
-    def overlaps(self, other: Citation) -> bool:
-        return self.path == other.path and self.start <= other.end and other.start <= self.end
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.start}-{self.end}"
-
-
-def parse_citation(text: str) -> Citation | None:
-    """`path:start-end` or `path:line` (with or without brackets) -> Citation."""
-    m = CITATION.fullmatch(text if text.startswith("[") else f"[{text}]")
-    if not m:
-        return None
-    start = int(m.group(2))
-    return Citation(m.group(1), start, int(m.group(3) or start))
-
-
 def extract_citations(answer: str) -> list[Citation]:
-    return [
-        Citation(m.group(1), int(m.group(2)), int(m.group(3) or m.group(2)))
-        for m in CITATION.finditer(answer)
-    ]
+    """Every citation of `answer`, repeats included (each one is scored)."""
+    return [parse(m.group(0)) for m in CITATION.finditer(answer)]  # type: ignore[misc]
 
 
 def expected_names(row: dict[str, Any]) -> tuple[set[str], set[str]]:
@@ -67,7 +42,7 @@ def expected_names(row: dict[str, Any]) -> tuple[set[str], set[str]]:
         if qual:
             symbols.add(qual)
     for cit in row.get("citations") or []:
-        c = parse_citation(str(cit))
+        c = parse(str(cit))
         if c:
             paths.add(c.path)
     return symbols, paths
@@ -103,7 +78,7 @@ def dataset_resolver(rows: Iterable[dict[str, Any]]) -> Resolver:
     known: dict[str, list[Citation]] = {}
     for row in rows:
         for cit in row.get("citations") or []:
-            c = parse_citation(str(cit))
+            c = parse(str(cit))
             if c:
                 known.setdefault(c.path, []).append(c)
     return lambda c: any(c.overlaps(k) for k in known.get(c.path, []))
@@ -116,7 +91,7 @@ def graph_resolver(graph: Any) -> Resolver:
 
 def score_answer(answer: str, row: dict[str, Any], resolves: Resolver) -> dict[str, Any]:
     cits = extract_citations(answer)
-    own = [c for c in (parse_citation(str(x)) for x in row.get("citations") or []) if c]
+    own = [c for c in (parse(str(x)) for x in row.get("citations") or []) if c]
     return {
         "reference": reference_hit(answer, row),
         "citations": len(cits),

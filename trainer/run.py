@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from answer.prompt import LAYOUT
 from nanodex.config import to_dict
 from nanodex.errors import NanodexError
 from nanodex.log import get_logger
@@ -259,6 +260,7 @@ def train(cfg: TrainConfig, *, resume: bool | str = False, callbacks: Sequence[A
         "base_model_type": getattr(model.config, "model_type", None),
         "method": cfg.method,
         "bits": cfg.bits,
+        "prompt_layout": LAYOUT,  # the answer.prompt wording the rows were written in; serving checks it
         "dataset": {"train": train_info, "eval": eval_info},
         "graph": {"path": cfg.graph, "commit": graph_commit(cfg.graph)},
         "config": to_dict(cfg),

@@ -16,19 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from answer.blocks import Block, pack_blocks
+from answer.generate import generate
+from answer.prompt import build_messages
 from extractor.graph import Graph
 from nanodex.errors import NanodexError
 from nanodex.log import get_logger
-from pca_otf.decoding import generate
 from pca_otf.selftune.config import SelftuneConfig
 from pca_otf.selftune.propose import Proposal
 
 log = get_logger("selftune.answer")
-
-INSTRUCTION = (
-    "Answer in two or three sentences. Cite the code you rely on with its label from above, "
-    "for example: `{name}` [{label}] ..."
-)
 
 
 @dataclass
@@ -39,6 +36,7 @@ class AnswerResult:
     windows: list[str] = field(default_factory=list)  # path:start-end blocks shown to the model
     adapter_stats: dict[str, Any] = field(default_factory=dict)
     runner_citations: list[dict] = field(default_factory=list)  # the runner's own view, for the record
+    messages: list[dict[str, str]] = field(default_factory=list)  # the conversation asked (answer.prompt)
     seconds: float = 0.0
 
 
@@ -62,25 +60,10 @@ def adapter_stats(adapter: Path | None) -> dict[str, Any]:
     }
 
 
-def pack_windows(
-    graph: Graph, node_ids: list[str], max_lines: int, total_lines: int = 0
-) -> tuple[str, list[str]]:
-    """The subjects' code, each block labelled with its exact `[path:start-end]`, within budget."""
-    blocks, labels, used = [], [], 0
-    for nid in node_ids:
-        n = graph.node(nid)
-        if n is None:
-            continue
-        room = total_lines - used if total_lines > 0 else max_lines
-        if room <= 0:
-            break
-        end = min(n.end_line, n.start_line + min(max_lines, room) - 1)
-        used += end - n.start_line + 1
-        code = graph.source(n.path, n.start_line, end)
-        label = f"{n.path}:{n.start_line}-{end}"
-        blocks.append(f"[{label}]\n{code}")
-        labels.append(label)
-    return "\n\n".join(blocks), labels
+def subject_blocks(graph: Graph, node_ids: list[str], max_lines: int, budget_tokens: int) -> list[Block]:
+    """The subjects' code as labelled blocks, in subject order, within the token budget."""
+    nodes = [n for n in (graph.node(i) for i in node_ids) if n is not None]
+    return pack_blocks(nodes, graph.source, budget_tokens, max_block_lines=max_lines)
 
 
 class DirectAnswerer:
@@ -115,33 +98,25 @@ class DirectAnswerer:
     def answer(self, p: Proposal) -> AnswerResult:
         t0 = time.perf_counter()
         a = self.cfg.answer
-        context, labels = pack_windows(self.graph, p.subjects, a.context_lines, a.context_max_lines)
+        blocks = subject_blocks(self.graph, p.subjects, a.context_lines, a.context_tokens)
         first = self.graph.node(p.subjects[0]) if p.subjects else None
-        hint = INSTRUCTION.format(
-            name=first.qualname if first else "", label=labels[0] if labels else "path:start-end"
-        )
-        user = f"Code:\n{context}\n\nQuestion: {p.prompt}\n{hint}"
-        # cite_prefix: the answer is started with the first subject's name and label, and the model
-        # continues it (a 135M model rarely cites on its own); recorded as `forced_prefix`
-        prefix = (
-            f"`{first.qualname}` [{labels[0]}]" if self.cfg.answer.cite_prefix and first and labels else ""
-        )
-        chat = self.tok.apply_chat_template(
-            [{"role": "user", "content": user}], tokenize=False, add_generation_prompt=True
-        )
-        ids = self.tok(chat + prefix, add_special_tokens=False)["input_ids"]
-        # greedy, as pca_otf.run: a 135M model otherwise repeats the forced label until the limit
-        new = generate(
+        # cite_prefix: the answer opens with the first subject's name and label, the form training
+        # rows teach, and the model continues it; recorded as `forced_prefix`
+        prefix = f"`{first.qualname}` {blocks[0].label}" if a.cite_prefix and first and blocks else ""
+        asked = build_messages(p.prompt, blocks)
+        text = generate(
             self.model,
             self.tok,
-            ids,
-            max_new_tokens=self.cfg.answer.max_new_tokens,
-            no_repeat_ngram=self.cfg.answer.no_repeat_ngram,
-        )
-        text = prefix + self.tok.decode(new, skip_special_tokens=True)
+            [asked],
+            max_new_tokens=a.max_new_tokens,
+            blocks=[blocks],
+            prefixes=[prefix],
+            no_repeat_ngram=a.no_repeat_ngram,
+        )[0]
         stats = {**self.stats, "forced_prefix": prefix or None}
-        return AnswerResult(text.strip(), self.name, list(p.subjects), labels, stats,
-                            seconds=time.perf_counter() - t0)  # fmt: skip
+        labels = [b.label.strip("[]") for b in blocks]
+        return AnswerResult(text, self.name, list(p.subjects), labels, stats,
+                            seconds=time.perf_counter() - t0, messages=asked)  # fmt: skip
 
 
 class RunnerAnswerer:
@@ -185,6 +160,7 @@ class RunnerAnswerer:
             windows=[str(w.get("label")) for w in ans.windows],
             adapter_stats={**dict(ans.adapter_stats or {}), "provenance": ans.provenance},
             runner_citations=[dict(c) for c in ans.citations],
+            messages=ans.messages,
             seconds=time.perf_counter() - t0,
         )
 

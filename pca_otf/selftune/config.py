@@ -21,7 +21,7 @@ class AnswerConfig:
     answerer: str = "direct"  # direct: base + adapter with packed symbol windows | runner: pca_otf.run.Runner
     max_new_tokens: int = 96
     context_lines: int = 60  # code lines packed per subject symbol (direct answerer)
-    context_max_lines: int = 160  # all subjects together (later subjects are left out beyond it)
+    context_tokens: int = 600  # all subjects together, estimated tokens (later ones are left out beyond it)
     cite_prefix: bool = True  # direct: start the answer with the first subject's `name` [label] (recorded)
     no_repeat_ngram: int = 6  # direct: the answer never repeats a 6-token sequence of itself (0 = off)
     pca_config: str = "config/pca.yaml"  # runner answerer: its RunConfig comes from this file
@@ -66,7 +66,7 @@ class LoraRunConfig:
     max_steps: int = 12
     learning_rate: float = 0.0003
     batch_size: int = 4
-    max_seq_len: int = 384
+    max_seq_len: int = 1024  # rows carry the code they were asked with
     min_rows: int = 1  # fewer kept rows than this: no adapter, recorded as skipped
 
 
@@ -76,7 +76,7 @@ class RefreshConfig:
     max_steps: int = 12
     learning_rate: float = 0.0001
     batch_size: int = 4
-    max_seq_len: int = 384
+    max_seq_len: int = 1024  # rows carry the code they were asked with
     replay_from: str = "dataset/train.jsonl"  # earlier rows replayed beside the new ones (missing: none)
     replay_rows: int = 32
     out: str | None = None  # default: the main adapter itself, replaced atomically

@@ -140,7 +140,12 @@ def to_dataset_row(r: dict[str, Any]) -> dict[str, Any]:
         "response": r["answer"],
         "refs": r["subjects"],
         "citations": list(dict.fromkeys(cits)),
-        "messages": [{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r["answer"]}],
+        # the conversation exactly as it was asked (answer.prompt, with the code shown), so a refresh
+        # trains the adapter on the served layout; rows from before `asked` was recorded: bare
+        "messages": [
+            *(r.get("asked") or [{"role": "user", "content": r["prompt"]}]),
+            {"role": "assistant", "content": r["answer"]},
+        ],  # fmt: skip
         "fact": f"selftune:{r['proposal_kind']}:{','.join(r['subjects'])}",
         "subject": r["subjects"][0] if r["subjects"] else None,
         "module": r["module"],

@@ -124,6 +124,7 @@ def run_selftune(
                     "answerer": ans.answerer,
                     "selected": ans.selected,
                     "windows": ans.windows,
+                    "asked": ans.messages,
                     "runner_citations": ans.runner_citations,
                     "adapter_stats": ans.adapter_stats,
                     "verify": {

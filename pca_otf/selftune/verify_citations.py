@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from answer.citations import CITATION, parse
 from extractor.graph import Graph
-from nanodex.citations import CITATION
 
 _NAME_BEFORE = re.compile(r"`([\w.]+)`\W{0,3}$")
 _WORD = re.compile(r"[A-Za-z_]\w*")
@@ -80,9 +80,10 @@ def check_citations(
     own = 0  # citations the model wrote, after the forced prefix
     for m in CITATION.finditer(text):
         own += m.start() >= counted_from
-        path, start = m.group(1), int(m.group(2))
-        end = int(m.group(3) or start)
-        item = {"raw": m.group(0), "path": path, "start": start, "end": end, "ok": False, "reason": ""}
+        c = parse(m.group(0))
+        assert c is not None  # a CITATION match always parses
+        path, start, end = c.path, c.start, c.end
+        item = {"raw": c.text, "path": path, "start": start, "end": end, "ok": False, "reason": ""}
         if path not in lines_of:
             row = graph.conn.execute("SELECT lines FROM files WHERE path = ?", (path,)).fetchone()
             lines_of[path] = row[0] if row else None

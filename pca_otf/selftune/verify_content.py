@@ -20,8 +20,8 @@ import keyword
 import re
 from dataclasses import dataclass
 
+from answer.citations import CITATION
 from extractor.graph import Graph
-from nanodex.citations import CITATION
 from pca_otf.selftune.verify_citations import Span
 
 ECHO_WORDS = 8  # an answer sharing this many consecutive words with the question echoes it

@@ -1,0 +1,175 @@
+"""Citations bound to the code shown, while decoding: a logits processor for local generation
+and a regex for vLLM's structured outputs.
+
+Once the model opens a `[`, every next token must keep the text a prefix of a citation that
+names a shown block, `[path:start-end]`, or a sub-range of one (`[path:a-b]`, `[path:a]`, with
+start <= a <= b <= end); `]` is allowed only when the citation is complete. Outside a citation a
+token that opens one with a wrong path is banned. So a local answer cannot invent a location;
+the post-decoding check (answer.citations.Checker) stays, because a model can still cite the
+wrong shown block. A served model gets the same rule as a regex over the whole answer
+(`citation_regex`, sent as vLLM's `structured_outputs`); the regex cannot say start <= end, which
+the check then repairs.
+
+Cost: the tokenizer's pieces are decoded once per tokenizer; inside a citation only the model's
+top candidates are tested (all citation-like tokens when none of them fits).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+from answer.blocks import Block
+from answer.generate import _Processor
+
+TOP_K = 48
+_RANGE = re.compile(r"(\d*)(?:-(\d*))?")
+_CITE_CHARS = re.compile(r"[\w./:\-\]]+")
+
+
+class Spans:
+    """The citable spans of one prompt: path -> [(start, end)] of the blocks shown."""
+
+    def __init__(self, blocks: Sequence[Block]) -> None:
+        self.by_path: dict[str, list[tuple[int, int]]] = {}
+        for b in blocks:
+            self.by_path.setdefault(b.path, []).append((b.start, b.end))
+
+    def viable(self, inner: str) -> bool:
+        """Whether `inner` (the text after `[`, no `]` yet) can still become a valid citation."""
+        path, colon, rest = inner.partition(":")
+        if not colon:
+            return any(p.startswith(path) for p in self.by_path)
+        ranges = self.by_path.get(path)
+        m = _RANGE.fullmatch(rest)
+        if not ranges or m is None:
+            return False
+        a, b = m.group(1), m.group(2)
+        if b is None:
+            return not a or any(_prefix_fits(a, lo, hi) for lo, hi in ranges)
+        if not a or a.startswith("0"):
+            return False
+        start = int(a)
+        return any(lo <= start <= hi and (not b or _prefix_fits(b, start, hi)) for lo, hi in ranges)
+
+    def complete(self, inner: str) -> bool:
+        """Whether `[inner]` names a shown block or a sub-range of one."""
+        path, colon, rest = inner.partition(":")
+        m = _RANGE.fullmatch(rest) if colon else None
+        if m is None or not m.group(1) or m.group(2) == "":
+            return False
+        start = int(m.group(1))
+        end = int(m.group(2)) if m.group(2) else start
+        return any(lo <= start <= end <= hi for lo, hi in self.by_path.get(path, ()))
+
+    def allows(self, open_inner: str | None, piece: str) -> bool:
+        """Whether `piece` may follow: `open_inner` is the open citation's text (None: none open)."""
+        if open_inner is None:
+            if "[" not in piece:
+                return True
+            open_inner, piece = "", piece[piece.rindex("[") + 1 :]
+            if "]" in piece:
+                return False
+        text = open_inner + piece
+        if "]" not in text:
+            return self.viable(text)
+        inner, _, after = text.partition("]")
+        return self.complete(inner) and "[" not in after
+
+
+def _prefix_fits(digits: str, lo: int, hi: int) -> bool:
+    """Whether some n in [lo, hi] is written starting with `digits` (no leading zero)."""
+    if digits.startswith("0"):
+        return False
+    for width in range(len(digits), len(str(hi)) + 1):
+        pad = width - len(digits)
+        if max(int(digits + "0" * pad), lo) <= min(int(digits + "9" * pad), hi):
+            return True
+    return False
+
+
+@lru_cache(maxsize=4)
+def _pieces(tok: Any) -> tuple[list[str], list[int], list[int]]:
+    """(text of every token id, ids that contain `[`, ids that can appear inside a citation)."""
+    pieces = [tok.decode([i]) for i in range(len(tok))]
+    brackets = [i for i, p in enumerate(pieces) if "[" in p]
+    citeish = [i for i, p in enumerate(pieces) if p and _CITE_CHARS.fullmatch(p)]
+    return pieces, brackets, citeish
+
+
+def open_citation(text: str) -> str | None:
+    """The text after the last `[` of `text` when that citation is still open, else None."""
+    at = text.rfind("[")
+    if at < 0 or "]" in text[at:]:
+        return None
+    return text[at + 1 :]
+
+
+class CitationConstraint(_Processor):
+    """Logits processor: row i's citations may only name `blocks[i]` (or sub-ranges)."""
+
+    def __init__(self, tok: Any, blocks: Sequence[Sequence[Block]], top_k: int = TOP_K) -> None:
+        self.tok = tok
+        self.spans = [Spans(b) for b in blocks]
+        self.top_k = top_k
+        self.pieces, self.brackets, self.citeish = _pieces(tok)
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        new = self.new_tokens(input_ids)
+        for row, spans in enumerate(self.spans):
+            if not spans.by_path:
+                continue
+            text = self.tok.decode(new[row].tolist(), skip_special_tokens=True)
+            inner = open_citation(text)
+            if inner is None:
+                banned = [i for i in self.brackets if not spans.allows(None, self.pieces[i])]
+                if banned:
+                    scores[row, banned] = float("-inf")
+                continue
+            top = scores[row].topk(min(self.top_k, scores.shape[1])).indices.tolist()
+            ok = [i for i in top if i < len(self.pieces) and spans.allows(inner, self.pieces[i])]
+            if not ok:
+                ok = [i for i in self.citeish if spans.allows(inner, self.pieces[i])]
+            if ok:
+                keep = scores[row, ok].clone()
+                scores[row, :] = float("-inf")
+                scores[row, ok] = keep
+        return scores
+
+
+def citation_regex(blocks: Sequence[Block]) -> str:
+    """A regex every answer matches whose `[`s only open citations of `blocks` (or sub-ranges)."""
+    alts = []
+    for path, ranges in Spans(blocks).by_path.items():
+        for lo, hi in ranges:
+            num = number_regex(lo, hi)
+            alts.append(f"{re.escape(path)}:{num}(?:-{num})?")
+    if not alts:
+        return r"[^\[]*"
+    return r"(?:[^\[]|\[(?:" + "|".join(alts) + r")\])*"
+
+
+def number_regex(lo: int, hi: int) -> str:
+    """A regex for the decimal numbers lo..hi (no leading zeros), 1 <= lo <= hi."""
+    parts: list[str] = []
+    for width in range(len(str(lo)), len(str(hi)) + 1):
+        a, b = max(lo, 10 ** (width - 1)), min(hi, 10**width - 1)
+        if a <= b:
+            parts += _same_width(str(a), str(b))
+    return "(?:" + "|".join(parts) + ")"
+
+
+def _same_width(lo: str, hi: str) -> list[str]:
+    if lo == hi:
+        return [lo]
+    if len(lo) == 1:
+        return [f"[{lo}-{hi}]"]
+    if lo[0] == hi[0]:
+        return [lo[0] + p for p in _same_width(lo[1:], hi[1:])]
+    rest = len(lo) - 1
+    out = [lo[0] + p for p in _same_width(lo[1:], "9" * rest)]
+    if int(hi[0]) - int(lo[0]) > 1:
+        out.append(f"[{int(lo[0]) + 1}-{int(hi[0]) - 1}]" + "[0-9]" * rest)
+    return out + [hi[0] + p for p in _same_width("0" * rest, hi[1:])]

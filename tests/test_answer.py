@@ -1,0 +1,180 @@
+"""The one answer path (answer/): prompt, citations (find, check, repair, bind, attribute, mark).
+
+Citations are checked against a real graph of the Python fixture repo (shop/cart.py has 21 lines;
+Cart.add is 10-13, Cart.checkout 15-18; shop/pricing.py's price() is 14-17).
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from conftest import FIXTURES, build_graph
+
+from answer.blocks import Block
+from answer.citations import (
+    UNRESOLVED_MARK,
+    UNVERIFIED_MARK,
+    Checker,
+    GraphSymbols,
+    check,
+    find,
+    mark,
+    names_in,
+    report,
+    support,
+)
+from answer.prompt import LAYOUT, build_messages, training_messages
+from extractor.graph import Graph
+
+
+@pytest.fixture(scope="module")
+def symbols(tmp_path_factory: pytest.TempPathFactory):
+    tmp = tmp_path_factory.mktemp("answer-graph")
+    shutil.copytree(FIXTURES / "python", tmp / "repo")
+    build_graph(tmp / "repo", tmp / "graph.sqlite", ["python"])
+    with Graph(tmp / "graph.sqlite") as g:
+        yield GraphSymbols(g)
+
+
+def _block(g: Graph, path: str, start: int, end: int) -> Block:
+    return Block(path, start, end, g.source(path, start, end))
+
+
+# ---- prompt --------------------------------------------------------------------------------------
+def test_training_row_and_served_prompt_are_identical() -> None:
+    blocks = [
+        Block("shop/cart.py", 10, 13, "def add(self, sku, qty):\n    ..."),
+        Block("a.py", 1, 2, "x = 1"),
+    ]
+    served = build_messages("What does Cart.add return?", blocks)
+    row = training_messages(
+        "What does Cart.add return?", blocks, "`Cart.add` [shop/cart.py:10-13] returns it."
+    )
+    assert row[:-1] == served and row[-1]["role"] == "assistant"
+    assert served[0]["content"].endswith("Question: What does Cart.add return?")
+    assert "[shop/cart.py:10-13]\n```\ndef add" in served[0]["content"]
+    assert build_messages("Q?", []) == [{"role": "user", "content": "Q?"}], "no code: the bare question"
+    msgs = build_messages("Q?", blocks, system_prompt="Be brief.")
+    assert msgs[0] == {"role": "system", "content": "Be brief."} and LAYOUT
+
+
+# ---- finding and checking ------------------------------------------------------------------------
+def test_find_citations_forms() -> None:
+    text = (
+        "Cart.add builds an Item [shop/cart.py:10-13] and appends it [shop/cart.py:12]; see also "
+        "[./shop/models.py:14-33] and again [shop/cart.py:10-13]. Not citations: [1], [link](http://x:80), "
+        "[a b.py:3], [shop/cart.py:ten]."
+    )
+    assert [(c.text, c.path, c.start, c.end) for c in find(text)] == [
+        ("[shop/cart.py:10-13]", "shop/cart.py", 10, 13),
+        ("[shop/cart.py:12]", "shop/cart.py", 12, 12),
+        ("[./shop/models.py:14-33]", "shop/models.py", 14, 33),
+    ]
+
+
+def test_check_and_mark_against_the_graph(symbols: GraphSymbols) -> None:
+    answer = (
+        "It returns the Item [shop/cart.py:10-13]. The total is computed in [shop/pricing.py:1-99], "
+        "errors live in [shop/nothing.py:1-2] and [shop/cart.py:13-10]."
+    )
+    cits = check(find(answer), symbols)
+    assert [c.resolves for c in cits] == [True, False, False, False]
+    assert [c.reason for c in cits[1:]] == [
+        "the file has 17 lines",
+        "no such file in the graph",
+        "not a line range",
+    ]
+    marked = mark(answer, cits)
+    assert "[shop/cart.py:10-13]." in marked and marked.count(UNRESOLVED_MARK) == 3
+    assert mark("See [x.py:1-2].", find("See [x.py:1-2].")) == "See [x.py:1-2].", "unchecked: not marked"
+
+
+def test_names_in_paragraph() -> None:
+    assert names_in("`Cart.add` calls m.Item( and compute_total() [shop/cart.py:1]") == [
+        "Cart.add",
+        "m.Item",
+        "compute_total",
+    ]
+
+
+# ---- repair without blocks (the pca_otf runner's symbol repair) ----------------------------------
+def test_valid_citations_kept(symbols: GraphSymbols) -> None:
+    text = "Cart.checkout raises ShopError on an empty cart [shop/cart.py:15-18].\n\nIt also sums [shop/cart.py:18]."
+    checked = Checker(symbols).check(text)
+    assert [c.resolves for c in checked.citations] == [True, True]
+    assert not any(c.repaired for c in checked.citations)
+    assert checked.text == text and checked.missing == []
+
+
+def test_repair_snaps_line_into_named_symbol(symbols: GraphSymbols) -> None:
+    checked = Checker(symbols).check(
+        "`Cart.checkout` raises `ShopError` when the cart is empty [shop/cart.py:95]."
+    )
+    c = checked.citations[0]
+    assert (c.resolves, c.repaired, c.path, c.start, c.end) == (True, True, "shop/cart.py", 15, 18)
+    assert "[shop/cart.py:15-18]" in checked.text and "[shop/cart.py:95]" not in checked.text
+
+
+def test_repair_fixes_dropped_folder(symbols: GraphSymbols) -> None:
+    checked = Checker(symbols).check("The total is computed by summing each item's price [pricing.py:14-99].")
+    c = checked.citations[0]
+    assert c.resolves and c.repaired and (c.path, c.start, c.end) == ("shop/pricing.py", 14, 17)
+
+
+def test_unrepairable_is_marked_and_enforcement_marks_uncited_claims(symbols: GraphSymbols) -> None:
+    checked = Checker(symbols).check(
+        "This paragraph talks about nothing in the code at all [nowhere/x.py:3]."
+    )
+    assert not checked.citations[0].resolves and "[nowhere/x.py:3]" + UNRESOLVED_MARK in checked.text
+    assert checked.missing == [0] and checked.all_resolved_or_marked
+    text = "Cart.add appends a new item and returns it [shop/cart.py:10-13].\n\nThe checkout also handles taxes in a helper.\n\nOk."
+    loose = Checker(symbols).check(text)
+    assert loose.needs == [0, 1] and loose.missing == [1] and UNVERIFIED_MARK not in loose.text
+    strict = Checker(symbols).check(text, enforce=True)
+    paras = strict.text.split("\n\n")
+    assert paras[1].endswith(UNVERIFIED_MARK) and not paras[0].endswith(UNVERIFIED_MARK)
+    assert paras[2] == "Ok." and strict.marked == [1]
+
+
+# ---- bound to the code shown ---------------------------------------------------------------------
+def test_citations_must_name_a_shown_block(symbols: GraphSymbols) -> None:
+    g = symbols.graph
+    shown = [_block(g, "shop/cart.py", 10, 18)]
+    checker = Checker(symbols, shown)
+    # inside the block (a sub-range): kept as written
+    ok = checker.check("`Cart.checkout` raises ShopError on an empty cart [shop/cart.py:15-18].")
+    assert ok.citations[0].resolves and not ok.citations[0].repaired
+    # resolves in the graph but lies outside what was shown, and nothing named is shown: marked
+    out = checker.check("The price of one item is its unit price times the quantity [shop/pricing.py:14-17].")
+    assert not out.citations[0].resolves and out.citations[0].reason == "not in the code shown"
+    assert "[shop/pricing.py:14-17]" + UNRESOLVED_MARK in out.text
+    # overruns the block: clipped to the shown lines
+    over = checker.check("`Cart.add` stores the item and returns it [shop/cart.py:10-40].")
+    assert (over.citations[0].start, over.citations[0].end) == (
+        10,
+        18,
+    ) and "[shop/cart.py:10-18]" in over.text
+    # a bare `path:line` is bracketed (a repair)
+    bare = checker.check("`Cart.add` returns the new item, see shop/cart.py:13 for it.")
+    assert bare.citations[0].resolves and bare.citations[0].repaired and "[shop/cart.py:13-13]" in bare.text
+
+
+def test_uncited_paragraph_gets_the_supporting_block_or_is_unverified(symbols: GraphSymbols) -> None:
+    g = symbols.graph
+    cart, pricing = _block(g, "shop/cart.py", 15, 18), _block(g, "shop/pricing.py", 1, 17)
+    assert support("`checkout` raises ShopError when the items are empty.", cart) > support(
+        "`checkout` raises ShopError when the items are empty.", pricing
+    )
+    checker = Checker(symbols, [pricing, cart])
+    checked = checker.check(
+        "`checkout` raises `ShopError` when the items list is empty.\n\n"
+        "The weather in the mountains changes quickly every single afternoon.",
+        enforce=True,
+    )
+    first, second = checked.text.split("\n\n")
+    assert first.endswith("[shop/cart.py:15-18]") and checked.attributed == [0]
+    assert second.endswith(UNVERIFIED_MARK) and checked.marked == [1]
+    lines = report(checked, [pricing, cart])
+    assert "context: [shop/pricing.py:1-17] [shop/cart.py:15-18]" in lines
+    assert "ok   shop/cart.py:15-18 (attributed)" in lines and "unverified paragraphs: 1" in lines
