@@ -122,7 +122,7 @@ def printed_citations_ok(printed: str, resolves: Any, marks: Sequence[str]) -> t
     `resolves(path, start, end) -> bool`; `marks` are the strings the product prints after a
     citation it could not verify.
     """
-    from nanodex.citations import CITATION
+    from answer.citations import CITATION
 
     ok = total = 0
     for m in CITATION.finditer(printed):
@@ -137,40 +137,52 @@ def printed_citations_ok(printed: str, resolves: Any, marks: Sequence[str]) -> t
 
 @dataclass
 class Scored:
-    """One answer's metric flags."""
+    """One answer's metric flags: `raw` = as the model wrote it, the rest = as printed (checked,
+    repaired, attributed and marked by answer.citations, as `make query` prints it)."""
 
     shows_gold: bool
-    names_gold: bool
-    cites_gold: bool
-    has_citation: bool
-    citations: int
-    resolving: int
-    printed_ok: int
-    printed: int
+    names_gold: bool  # printed answer names a gold symbol or validly cites gold lines
+    cites_gold: bool  # a valid printed citation overlaps a gold span
+    raw_cites_gold: bool  # a citation the model wrote overlaps a gold span
+    has_citation: bool  # the printed answer carries >= 1 valid citation
+    raw_has_citation: bool  # the model wrote >= 1 citation
+    citations: int  # citations the model wrote
+    resolving: int  # of those, how many resolve in the graph
+    printed_ok: int  # printed citations that resolve or are marked
+    printed: int  # printed citations
 
 
 def score(
     item: Item,
-    answer: str,
-    citations: Sequence[Any],
-    blocks: Sequence[Any],
+    raw: str,
+    raw_citations: Sequence[Any],
     printed: str,
+    printed_citations: Sequence[Any],
+    blocks: Sequence[Any],
     resolves: Any,
     marks: Sequence[str],
 ) -> Scored:
-    """Score one answer; `citations` carry `.resolves` as checked against the graph."""
-    cited = cites_gold(citations, item.spans)
+    """Score one answer. `raw_citations` carry `.resolves` as checked against the graph alone;
+    `printed_citations` carry it as the product's checker set it (valid = bound to code shown)."""
+    valid = [c for c in printed_citations if c.resolves]
+    cited = cites_gold(valid, item.spans)
     ok, total = printed_citations_ok(printed, resolves, marks)
     return Scored(
         shows_gold=shows_gold(blocks, item.spans),
-        names_gold=cited or names_gold(answer, item.names),
+        names_gold=cited or names_gold(printed, item.names),
         cites_gold=cited,
-        has_citation=bool(citations),
-        citations=len(citations),
-        resolving=sum(1 for c in citations if c.resolves),
+        raw_cites_gold=cites_gold(raw_citations, item.spans),
+        has_citation=bool(valid),
+        raw_has_citation=bool(raw_citations),
+        citations=len(raw_citations),
+        resolving=sum(1 for c in raw_citations if c.resolves),
         printed_ok=ok,
         printed=total,
     )
+
+
+_FLAGS = ("shows_gold", "names_gold", "cites_gold", "raw_cites_gold", "has_citation", "raw_has_citation")
+_COUNTS = ("citations", "resolving", "printed_ok", "printed")
 
 
 @dataclass
@@ -180,7 +192,9 @@ class ArmSummary:
     shows_gold: int = 0
     names_gold: int = 0
     cites_gold: int = 0
+    raw_cites_gold: int = 0
     has_citation: int = 0
+    raw_has_citation: int = 0
     citations: int = 0
     resolving: int = 0
     printed_ok: int = 0
@@ -188,9 +202,9 @@ class ArmSummary:
 
     def add(self, s: Scored) -> None:
         self.n += 1
-        for f in ("shows_gold", "names_gold", "cites_gold", "has_citation"):
+        for f in _FLAGS:
             setattr(self, f, getattr(self, f) + int(getattr(s, f)))
-        for f in ("citations", "resolving", "printed_ok", "printed"):
+        for f in _COUNTS:
             setattr(self, f, getattr(self, f) + getattr(s, f))
 
     def pct(self, f: str) -> float:
@@ -219,6 +233,7 @@ def _pct_of(value: float | None, num: int, den: int) -> str:
 
 
 def print_table(title: str, summary: dict[str, ArmSummary]) -> None:
+    """One row per arm; "model ..." columns are the raw answer, the others the printed one."""
     rows = []
     for arm, s in summary.items():
         rows.append(
@@ -228,7 +243,9 @@ def print_table(title: str, summary: dict[str, ArmSummary]) -> None:
                 "-" if arm == "base bare" else f"{s.pct('shows_gold'):.1f}",
                 f"{s.pct('names_gold'):.1f}",
                 f"{s.pct('cites_gold'):.1f}",
+                f"{s.pct('raw_cites_gold'):.1f}",
                 f"{s.pct('has_citation'):.1f}",
+                f"{s.pct('raw_has_citation'):.1f}",
                 _pct_of(s.resolve_pct, s.resolving, s.citations),
                 _pct_of(s.printed_pct, s.printed_ok, s.printed),
             ]
@@ -236,12 +253,14 @@ def print_table(title: str, summary: dict[str, ArmSummary]) -> None:
     table(
         [
             "arm",
-            "answers",
+            "n",
             "code shows gold %",
             "names/cites gold %",
             "cites gold lines %",
-            ">=1 citation %",
-            "citations resolve %",
+            "model cites gold %",
+            ">=1 valid citation %",
+            "model wrote >=1 %",
+            "model citations resolve %",
             "printed resolve or marked %",
         ],
         rows,
@@ -382,7 +401,7 @@ def nanodex_items(eval_jsonl: Path, graph: Any, limit: int) -> list[Item]:
 
     Gold = the spans of the row's refs (graph nodes) and its citations; names = the refs' qualnames.
     """
-    from trainer.metrics import parse_citation
+    from answer.citations import parse
 
     rows = [json.loads(ln) for ln in eval_jsonl.read_text(encoding="utf-8").splitlines() if ln.strip()]
     rows.sort(key=lambda r: hashlib.sha256(str(r["id"]).encode()).hexdigest())
@@ -401,7 +420,7 @@ def nanodex_items(eval_jsonl: Path, graph: Any, limit: int) -> list[Item]:
             if qual:
                 names += [n for n in symbol_names(qual) if n not in names]
         for cit in r.get("citations") or []:
-            c = parse_citation(str(cit))
+            c = parse(str(cit))
             if c:
                 spans.append(Span(c.path, c.start, c.end))
         if not spans:
@@ -435,14 +454,16 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
 def ask_all(
     name: str, items: Sequence[Item], built: Built, arms: Sequence[str] = ARMS
 ) -> list[dict[str, Any]]:
-    """Ask every item in every arm (answers already in the work folder are reused); score them."""
+    """Ask every item in every arm (answers already in the work folder are reused); score them.
+
+    Each request is what `inference.query.ask` sends (the same messages, sampling and
+    `request_extras`: the penalty, and vLLM's citation constraint when code is shown), and each
+    answer is checked as `ask` checks it (`answer.citations.Checker` over the blocks shown).
+    """
+    from answer.citations import UNRESOLVED_MARK, Checker, check, find
     from answer.prompt import build_messages
-    from extractor.graph import Graph
-    from inference.citations import UNRESOLVED_MARK, check_citations, find_citations, mark_unresolved
     from inference.config import ServeFile
-    from inference.preflight import free_port
-    from inference.query import Retriever
-    from inference.server import VllmServer
+    from inference.query import Retriever, request_extras
     from nanodex.config import load_config
 
     serve = load_config(ServeFile, CONFIG / "serve.yaml")
@@ -450,95 +471,57 @@ def ask_all(
     answers_path = built.work / "answers.jsonl"
     partial = built.work / "answers.partial.jsonl"
     done = {(r["id"], r["arm"], r["digest"]): r for r in _read_jsonl(answers_path) + _read_jsonl(partial)}
+    sampling = {"max_tokens": qcfg.max_tokens, "temperature": qcfg.temperature}
+    adapter_id = _digest(sorted(p.name + str(p.stat().st_size) for p in built.adapter.glob("*")))
 
     t0 = time.perf_counter()
-    jobs: list[tuple[Item, str, list[dict[str, str]], list[Any]]] = []
+    jobs: list[Job] = []
     with Retriever(built.graph, qcfg) as retriever:
         for item in items:
             blocks = retriever.blocks(item.question)  # packed once, shown to both code arms
             for arm in arms:
-                msgs = build_messages(item.question, [] if arm == "base bare" else blocks, qcfg.system_prompt)
-                jobs.append((item, arm, msgs, blocks))
-    print(
-        f"answers: {name}: packed code for {len(items)} questions in {time.perf_counter() - t0:.0f} s",
-        flush=True,
-    )
-
-    sampling = {"max_tokens": qcfg.max_tokens, "temperature": qcfg.temperature, "fp": qcfg.frequency_penalty}
-    adapter_id = _digest(sorted(p.name + str(p.stat().st_size) for p in built.adapter.glob("*")))
-
-    def key(item: Item, arm: str, msgs: list[dict[str, str]]) -> tuple[str, str, str]:
-        model = adapter_id if arm == "expert + code" else BASE
-        return (item.id, arm, _digest([msgs, sampling, model]))
-
-    todo = [j for j in jobs if key(j[0], j[1], j[2]) not in done]
-    texts: dict[tuple[str, str, str], dict[str, Any]] = {k: v for k, v in done.items()}
-    if todo:
-        server_cfg = replace(
-            serve.server,
-            adapters=[f"{EXPERT}={built.adapter}"] if "expert + code" in arms else [],
-            port=free_port(),
-            log_file=str(built.work / "logs" / "vllm.log"),
+                shown = [] if arm == "base bare" else blocks
+                msgs = build_messages(item.question, shown, qcfg.system_prompt)
+                extra = request_extras(qcfg, shown)
+                model = adapter_id if arm == "expert + code" else BASE
+                jobs.append(Job(item, arm, msgs, shown, extra, _digest([msgs, extra, sampling, model])))
+        print(
+            f"answers: {name}: packed code for {len(items)} questions in {time.perf_counter() - t0:.0f} s",
+            flush=True,
         )
-        served = "base + adapter" if server_cfg.adapters else "base"
-        print(f"answers: {name}: starting vLLM ({served}) for {len(todo)} answers ...", flush=True)
-        with VllmServer(server_cfg) as server, open(partial, "a", encoding="utf-8") as out:
-            client = server.client(timeout_s=max(qcfg.timeout_s, 600.0))
-            counter = {"n": 0}
-            t1 = time.perf_counter()
 
-            def one(job: tuple[Item, str, list[dict[str, str]], list[Any]]) -> None:
-                item, arm, msgs, _ = job
-                model = EXPERT if arm == "expert + code" else server.model_name
-                extra = {"frequency_penalty": qcfg.frequency_penalty} if qcfg.frequency_penalty else None
-                done_ = client.chat(
-                    msgs, model=model, max_tokens=qcfg.max_tokens, temperature=qcfg.temperature, extra=extra
-                )
-                k = key(item, arm, msgs)
-                rec = {"id": item.id, "arm": arm, "digest": k[2], "answer": done_.text, "usage": done_.usage}
-                texts[k] = rec
-                out.write(json.dumps(rec) + "\n")
-                out.flush()
-                counter["n"] += 1
-                if counter["n"] % 10 == 0 or counter["n"] == len(todo):
-                    rate = counter["n"] / (time.perf_counter() - t1)
-                    print(
-                        f"answers: {name}: {counter['n']}/{len(todo)} answers ({rate * 60:.1f}/min)",
-                        flush=True,
-                    )
+        todo = [j for j in jobs if (j.item.id, j.arm, j.digest) not in done]
+        if todo:
+            _serve_and_ask(name, todo, built, serve, qcfg, arms, done, partial)
 
-            pool = ThreadPoolExecutor(max_workers=CONCURRENCY)
-            try:
-                list(pool.map(one, todo))
-            finally:  # on an error or ^C, answers not yet started are dropped, not waited for
-                pool.shutdown(wait=True, cancel_futures=True)
-
-    records: list[dict[str, Any]] = []
-    with Graph(built.graph) as graph:
-        for item, arm, msgs, blocks in jobs:
-            rec = texts[key(item, arm, msgs)]
+        records: list[dict[str, Any]] = []
+        for j in jobs:
+            rec = done[(j.item.id, j.arm, j.digest)]
             text = rec["answer"]
-            citations = check_citations(find_citations(text), graph)
-            printed = mark_unresolved(text, citations)
+            raw = check(find(text), retriever.symbols)
+            checked = Checker(retriever.symbols, j.shown).check(text, enforce=qcfg.enforce_citations)
             s = score(
-                item,
+                j.item,
                 text,
-                citations,
-                [] if arm == "base bare" else blocks,
-                printed,
-                graph.resolves,
+                raw,
+                checked.text,
+                checked.citations,
+                j.shown,
+                retriever.symbols.resolves,
                 [UNRESOLVED_MARK],
             )
             records.append(
                 {
                     **rec,
-                    "question": item.question,
-                    "source": item.source,
-                    "gold": [f"{s_.path}:{s_.start}-{s_.end}" for s_ in item.spans],
-                    "gold_names": list(item.names),
-                    "context": [b.label for b in blocks] if arm != "base bare" else [],
-                    "printed": printed,
-                    "citations": [c.to_dict() for c in citations],
+                    "question": j.item.question,
+                    "source": j.item.source,
+                    "gold": [f"{g.path}:{g.start}-{g.end}" for g in j.item.spans],
+                    "gold_names": list(j.item.names),
+                    "context": [b.label for b in j.shown],
+                    "printed": checked.text,
+                    "raw_citations": [c.to_dict() for c in raw],
+                    "printed_citations": [c.to_dict() for c in checked.citations],
+                    "check": checked.summary(),
                     "scored": s.__dict__,
                 }
             )
@@ -549,6 +532,79 @@ def ask_all(
     tmp.replace(answers_path)
     partial.unlink(missing_ok=True)
     return records
+
+
+@dataclass
+class Job:
+    """One request: a question in one arm, with the code shown and the request's extras."""
+
+    item: Item
+    arm: str
+    messages: list[dict[str, str]]
+    shown: list[Any]  # the blocks in the prompt
+    extra: dict[str, Any]
+    digest: str  # of everything that decides the answer: a cached answer is reused only for the same
+
+
+def _serve_and_ask(
+    name: str,
+    todo: Sequence[Job],
+    built: Built,
+    serve: Any,
+    qcfg: Any,
+    arms: Sequence[str],
+    done: dict[tuple[str, str, str], dict[str, Any]],
+    partial: Path,
+) -> None:
+    """One vLLM server (the base, plus the adapter when the expert arm is asked); CONCURRENCY
+    requests in flight; each answer is appended to `partial` as it arrives (a rerun resumes)."""
+    from inference.preflight import free_port
+    from inference.server import VllmServer
+
+    server_cfg = replace(
+        serve.server,
+        adapters=[f"{EXPERT}={built.adapter}"] if "expert + code" in arms else [],
+        port=free_port(),
+        log_file=str(built.work / "logs" / "vllm.log"),
+    )
+    served = "base + adapter" if server_cfg.adapters else "base"
+    print(f"answers: {name}: starting vLLM ({served}) for {len(todo)} answers ...", flush=True)
+    with VllmServer(server_cfg) as server, open(partial, "a", encoding="utf-8") as out:
+        client = server.client(timeout_s=max(qcfg.timeout_s, 600.0))
+        counter = {"n": 0}
+        t1 = time.perf_counter()
+
+        def one(j: Job) -> None:
+            model = EXPERT if j.arm == "expert + code" else server.model_name
+            reply = client.chat(
+                j.messages,
+                model=model,
+                max_tokens=qcfg.max_tokens,
+                temperature=qcfg.temperature,
+                extra=j.extra or None,
+            )
+            rec = {
+                "id": j.item.id,
+                "arm": j.arm,
+                "digest": j.digest,
+                "answer": reply.text,
+                "usage": reply.usage,
+            }
+            done[(j.item.id, j.arm, j.digest)] = rec
+            out.write(json.dumps(rec) + "\n")
+            out.flush()
+            counter["n"] += 1
+            if counter["n"] % 10 == 0 or counter["n"] == len(todo):
+                rate = counter["n"] / (time.perf_counter() - t1)
+                print(
+                    f"answers: {name}: {counter['n']}/{len(todo)} answers ({rate * 60:.1f}/min)", flush=True
+                )
+
+        pool = ThreadPoolExecutor(max_workers=CONCURRENCY)
+        try:
+            list(pool.map(one, todo))
+        finally:  # on an error or ^C, answers not yet started are dropped, not waited for
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 # --- the run --------------------------------------------------------------------------------------
@@ -562,28 +618,46 @@ def run_library(
     steps: int | None,
     limit: int | None,
     arms: Sequence[str] = ARMS,
+    expert_key: str | None = None,
 ) -> list[dict[str, Any]]:
     from scripts.real_questions import fetch_source
 
     t0 = time.perf_counter()
     repo = fetch_source(lib, version, WORK / "src")
-    work = WORK / f"{lib}-{version}" / (key + ("" if steps is None else f"-steps{steps}"))
-    built = build(lib, repo, work, steps, train="expert + code" in arms)
+    tag = "" if steps is None else f"-steps{steps}"
+    work = WORK / f"{lib}-{version}" / (key + tag)
+    train = "expert + code" in arms and expert_key is None
+    built = _with_expert(
+        build(lib, repo, work, steps, train=train),
+        arms,
+        expert_key,
+        WORK / f"{lib}-{version}" / f"{expert_key}{tag}",
+    )
     items = library_items(questions)[:limit]
     records = ask_all(lib, items, built, arms)
+    note = f"; expert trained under code key {expert_key}" if expert_key else ""
     print_table(
-        f"{lib} {version}: {len(items)} real questions ({time.perf_counter() - t0:.0f} s; {work})",
+        f"{lib} {version}: {len(items)} real questions ({time.perf_counter() - t0:.0f} s; {work}{note})",
         summarize(records),
     )
     return records
 
 
-def run_nanodex(key: str, steps: int | None, limit: int, arms: Sequence[str] = ARMS) -> list[dict[str, Any]]:
+def run_nanodex(
+    key: str, steps: int | None, limit: int, arms: Sequence[str] = ARMS, expert_key: str | None = None
+) -> list[dict[str, Any]]:
     from extractor.graph import Graph
 
     t0 = time.perf_counter()
-    work = WORK / f"{NANODEX}-{key}" / ("default" if steps is None else f"steps{steps}")
-    built = build(NANODEX, ROOT, work, steps, train="expert + code" in arms)
+    sub = "default" if steps is None else f"steps{steps}"
+    work = WORK / f"{NANODEX}-{key}" / sub
+    train = "expert + code" in arms and expert_key is None
+    built = _with_expert(
+        build(NANODEX, ROOT, work, steps, train=train),
+        arms,
+        expert_key,
+        WORK / f"{NANODEX}-{expert_key}" / sub,
+    )
     with Graph(built.graph) as graph:
         items = nanodex_items(built.dataset / "eval.jsonl", graph, limit)
     records = ask_all(NANODEX, items, built, arms)
@@ -592,6 +666,19 @@ def run_nanodex(key: str, steps: int | None, limit: int, arms: Sequence[str] = A
         summarize(records),
     )
     return records
+
+
+def _with_expert(built: Built, arms: Sequence[str], expert_key: str | None, other: Path) -> Built:
+    """`built`, with the adapter trained in the work folder `other` (another code key) when
+    `expert_key` is given: to measure a new query path with an expert that could not be retrained."""
+    if expert_key is None or "expert + code" not in arms:
+        return built
+    if not (other / "stamps" / "train-qlora.json").is_file():
+        raise NanodexError(
+            f"no finished expert under code key {expert_key} ({other})",
+            "pass a code key whose full run trained the expert, or leave out --expert-key",
+        )
+    return replace(built, adapter=other / "expert")
 
 
 def checks(total: dict[str, ArmSummary]) -> list[Check]:
@@ -635,6 +722,7 @@ def bench(
     questions_file: Path | None,
     train_steps: int | None = None,
     base_only: bool = False,
+    expert_key: str | None = None,
 ) -> Section:
     """Run the benchmark; `train_steps` (default: the config's, i.e. the default training) shortens training."""
     from scripts.real_questions import DEFAULT, load
@@ -664,7 +752,7 @@ def bench(
     for (lib, ver), qs in by_lib.items():
         if lib not in wanted:
             continue
-        all_libs += run_library(lib, ver, qs, key, steps, n, arms)
+        all_libs += run_library(lib, ver, qs, key, steps, n, arms, expert_key)
         done_libs.append(lib)
     if done_libs:
         total = summarize(all_libs)
@@ -672,13 +760,18 @@ def bench(
         section.metrics.update(metrics_of("", total))
         if "expert + code" in arms:
             section.checks = checks(total)
+        if expert_key is not None and "expert + code" in arms:
+            section.skipped.append(
+                f"the expert was trained under code key {expert_key}, not by this code's pipeline: "
+                "the checks above measure this query path with that expert"
+            )
         if steps is not None:
             section.skipped.append(
                 f"the expert trained {steps} steps, not the default training: "
                 "the checks above say nothing about the default"
             )
     if NANODEX in wanted:
-        own = summarize(run_nanodex(key, steps, n if n is not None else NANODEX_ROWS, arms))
+        own = summarize(run_nanodex(key, steps, n if n is not None else NANODEX_ROWS, arms, expert_key))
         section.metrics.update(metrics_of("nanodex_", own))
     section.metrics["code_key"] = key
     return section
@@ -713,6 +806,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="ask only the two base arms (no training needed); a later full run reuses their answers",
     )
+    ap.add_argument(
+        "--expert-key",
+        metavar="KEY",
+        help="ask the expert trained by an earlier run under code KEY (labelled: not this code's training)",
+    )
     ap.add_argument("--questions", type=Path, help="question set (default scripts/real_questions.jsonl)")
     ap.add_argument("-v", "--verbose", action="store_true", help="debug logs")
     args = ap.parse_args(argv)
@@ -720,7 +818,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if value is not None and value < 1:
             raise NanodexError(f"{flag} must be at least 1, got {value}", f"pass {flag} N with N >= 1")
     setup_logging(args.verbose)
-    section = bench(args.quick, args.library, args.limit, args.questions, args.train_steps, args.base_only)
+    section = bench(
+        args.quick,
+        args.library,
+        args.limit,
+        args.questions,
+        args.train_steps,
+        args.base_only,
+        args.expert_key,
+    )
     print()
     for c in section.checks:
         print(c.line())

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from types import SimpleNamespace
 
-from inference.citations import UNRESOLVED_MARK, find_citations, mark_unresolved
+from answer.citations import UNRESOLVED_MARK, find, mark
 from scripts.bench_answers import (
     ARMS,
     Item,
@@ -34,13 +34,6 @@ ITEM = Item(
 def resolves_in(files: dict[str, int]):
     """A graph stand-in: the file exists and the lines lie inside it."""
     return lambda path, start, end: path in files and 1 <= start <= end <= files[path]
-
-
-def checked(text: str, files: dict[str, int]):
-    cits = find_citations(text)
-    for c in cits:
-        c.resolves = resolves_in(files)(c.path, c.start, c.end)
-    return cits
 
 
 def test_symbol_names_qualified_and_short_but_no_bare_dunder():
@@ -70,39 +63,91 @@ def test_printed_citations_ok_counts_resolving_or_marked():
     text = "See [src/jinja/env.py:120-130] and [src/jinja/nope.py:1-3] and [src/jinja/env.py:900-910]."
     ok, total = printed_citations_ok(text, resolves_in(files), [UNRESOLVED_MARK])
     assert (ok, total) == (1, 3)  # the raw text leaves two bad citations unmarked
-    printed = mark_unresolved(text, checked(text, files))
+    bad = [
+        SimpleNamespace(text=t, resolves=False)
+        for t in ("[src/jinja/nope.py:1-3]", "[src/jinja/env.py:900-910]")
+    ]
+    printed = mark(text, bad)
     assert printed_citations_ok(printed, resolves_in(files), [UNRESOLVED_MARK]) == (3, 3)
+
+
+def cit(path: str, start: int, end: int, resolves: bool) -> SimpleNamespace:
+    return SimpleNamespace(path=path, start=start, end=end, resolves=resolves)
 
 
 def test_score_one_answer():
     files = {"src/jinja/env.py": 500, "src/jinja/loaders.py": 80}
     blocks = [SimpleNamespace(path="src/jinja/env.py", start=90, end=150)]
     text = "`Environment.get_template` [src/jinja/env.py:100-140] loads it; see [src/jinja/loaders.py:90-95]."
-    cits = checked(text, files)
-    s = score(ITEM, text, cits, blocks, mark_unresolved(text, cits), resolves_in(files), [UNRESOLVED_MARK])
-    assert (s.shows_gold, s.names_gold, s.cites_gold, s.has_citation) == (True, True, True, True)
+    raw = [cit("src/jinja/env.py", 100, 140, True), cit("src/jinja/loaders.py", 90, 95, False)]
+    printed = mark(text, [SimpleNamespace(text="[src/jinja/loaders.py:90-95]", resolves=False)])
+    s = score(ITEM, text, raw, printed, raw, blocks, resolves_in(files), [UNRESOLVED_MARK])
+    assert (s.shows_gold, s.names_gold, s.cites_gold, s.raw_cites_gold) == (True, True, True, True)
+    assert (s.has_citation, s.raw_has_citation) == (True, True)
     assert (s.citations, s.resolving, s.printed_ok, s.printed) == (2, 1, 2, 2)
 
     # names the symbol without citing: counts for "names or cites", not for "cites gold lines"
-    text2 = "Use `get_template`."
-    s2 = score(ITEM, text2, checked(text2, files), [], text2, resolves_in(files), [UNRESOLVED_MARK])
+    s2 = score(ITEM, "Use `get_template`.", [], "Use `get_template`.", [], [], resolves_in(files), [])
     assert (s2.shows_gold, s2.names_gold, s2.cites_gold, s2.has_citation) == (False, True, False, False)
 
-    # cites the gold lines without naming the symbol: counts for both
-    text3 = "It is here [src/jinja/env.py:135-136]."
-    s3 = score(ITEM, text3, checked(text3, files), blocks, text3, resolves_in(files), [UNRESOLVED_MARK])
-    assert (s3.names_gold, s3.cites_gold) == (True, True)
+    # the checker attributed the gold block to an uncited answer: printed cites gold, the model did not
+    att = "It loads templates. [src/jinja/env.py:90-150]"
+    s3 = score(ITEM, "It loads templates.", [], att, [cit("src/jinja/env.py", 90, 150, True)], blocks,
+               resolves_in(files), [UNRESOLVED_MARK])  # fmt: skip
+    assert (s3.names_gold, s3.cites_gold, s3.raw_cites_gold) == (True, True, False)
+    assert (s3.has_citation, s3.raw_has_citation) == (True, False)
 
-    # neither
-    text4 = "Templates are loaded [src/jinja/loaders.py:1-10]."
-    s4 = score(ITEM, text4, checked(text4, files), blocks, text4, resolves_in(files), [UNRESOLVED_MARK])
-    assert (s4.names_gold, s4.cites_gold, s4.has_citation, s4.resolving) == (False, False, True, 1)
+    # a gold citation the checker refused (not in the code shown) is not a valid printed citation
+    bad = "[src/jinja/env.py:135-136]"
+    s4 = score(ITEM, bad, [cit("src/jinja/env.py", 135, 136, True)], bad + UNRESOLVED_MARK,
+               [cit("src/jinja/env.py", 135, 136, False)], [], resolves_in(files), [UNRESOLVED_MARK])  # fmt: skip
+    assert (s4.cites_gold, s4.raw_cites_gold, s4.has_citation, s4.resolving) == (False, True, False, 1)
+    assert (s4.printed_ok, s4.printed) == (1, 1)
+
+
+def test_printed_answers_of_the_product_checker_resolve_or_are_marked():
+    """The product's Checker output, scored: every printed citation resolves or is marked."""
+    from answer.blocks import Block
+    from answer.citations import Checker, Symbol
+
+    files = {"src/jinja/env.py": 500, "src/jinja/loaders.py": 80}
+    syms = [Symbol("src/jinja/env.py", 100, 140, "get_template", "Environment.get_template", "method")]
+
+    class Table:
+        def resolves(self, path, start, end):
+            return resolves_in(files)(path, start, end)
+
+        def file_lines(self, path):
+            return files.get(path)
+
+        def paths(self):
+            return sorted(files)
+
+        def named(self, name):
+            return [x for x in syms if name in (x.name, x.qualname)]
+
+        def at(self, path, line):
+            return next((x for x in syms if x.path == path and x.start_line <= line <= x.end_line), None)
+
+    blocks = [
+        Block("src/jinja/env.py", 90, 150, "def get_template(self, name):\n    return self._load(name)")
+    ]
+    text = (
+        "`Environment.get_template` loads a template by name [src/jinja/env.py:100-140].\n\n"
+        "Loaders are looked up elsewhere in the package [src/jinja/nowhere.py:1-5]."
+    )
+    checked = Checker(Table(), blocks).check(text, enforce=True)
+    raw = find(text)
+    s = score(ITEM, text, raw, checked.text, checked.citations, blocks, resolves_in(files), [UNRESOLVED_MARK])
+    assert s.printed == len(find(checked.text)) and s.printed_ok == s.printed
+    assert s.cites_gold and s.raw_cites_gold and s.names_gold
 
 
 def test_summarize_per_arm_percentages_and_pooled_citation_shares():
     def rec(arm: str, **flags: object) -> dict:
         base = dict(
-            shows_gold=True, names_gold=False, cites_gold=False, has_citation=False,
+            shows_gold=True, names_gold=False, cites_gold=False, raw_cites_gold=False, has_citation=False,
+            raw_has_citation=False,
             citations=0, resolving=0, printed_ok=0, printed=0,
         )  # fmt: skip
         return {"arm": arm, "scored": {**base, **flags}}
