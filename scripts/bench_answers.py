@@ -618,7 +618,7 @@ def run_library(
     steps: int | None,
     limit: int | None,
     arms: Sequence[str] = ARMS,
-    expert_key: str | None = None,
+    expert: Path | None = None,
 ) -> list[dict[str, Any]]:
     from scripts.real_questions import fetch_source
 
@@ -626,16 +626,11 @@ def run_library(
     repo = fetch_source(lib, version, WORK / "src")
     tag = "" if steps is None else f"-steps{steps}"
     work = WORK / f"{lib}-{version}" / (key + tag)
-    train = "expert + code" in arms and expert_key is None
-    built = _with_expert(
-        build(lib, repo, work, steps, train=train),
-        arms,
-        expert_key,
-        WORK / f"{lib}-{version}" / f"{expert_key}{tag}",
-    )
+    train = "expert + code" in arms and expert is None
+    built = _with_expert(build(lib, repo, work, steps, train=train), arms, expert)
     items = library_items(questions)[:limit]
     records = ask_all(lib, items, built, arms)
-    note = f"; expert trained under code key {expert_key}" if expert_key else ""
+    note = f"; expert: {expert}" if expert else ""
     print_table(
         f"{lib} {version}: {len(items)} real questions ({time.perf_counter() - t0:.0f} s; {work}{note})",
         summarize(records),
@@ -644,20 +639,15 @@ def run_library(
 
 
 def run_nanodex(
-    key: str, steps: int | None, limit: int, arms: Sequence[str] = ARMS, expert_key: str | None = None
+    key: str, steps: int | None, limit: int, arms: Sequence[str] = ARMS, expert: Path | None = None
 ) -> list[dict[str, Any]]:
     from extractor.graph import Graph
 
     t0 = time.perf_counter()
     sub = "default" if steps is None else f"steps{steps}"
     work = WORK / f"{NANODEX}-{key}" / sub
-    train = "expert + code" in arms and expert_key is None
-    built = _with_expert(
-        build(NANODEX, ROOT, work, steps, train=train),
-        arms,
-        expert_key,
-        WORK / f"{NANODEX}-{expert_key}" / sub,
-    )
+    train = "expert + code" in arms and expert is None
+    built = _with_expert(build(NANODEX, ROOT, work, steps, train=train), arms, expert)
     with Graph(built.graph) as graph:
         items = nanodex_items(built.dataset / "eval.jsonl", graph, limit)
     records = ask_all(NANODEX, items, built, arms)
@@ -668,17 +658,17 @@ def run_nanodex(
     return records
 
 
-def _with_expert(built: Built, arms: Sequence[str], expert_key: str | None, other: Path) -> Built:
-    """`built`, with the adapter trained in the work folder `other` (another code key) when
-    `expert_key` is given: to measure a new query path with an expert that could not be retrained."""
-    if expert_key is None or "expert + code" not in arms:
+def _with_expert(built: Built, arms: Sequence[str], expert: Path | None) -> Built:
+    """`built`, asking the adapter folder `expert` when one is given (an earlier run's expert or a
+    training checkpoint): to measure a new query path with an expert that could not be retrained."""
+    if expert is None or "expert + code" not in arms:
         return built
-    if not (other / "stamps" / "train-qlora.json").is_file():
+    if not (expert / "adapter_config.json").is_file():
         raise NanodexError(
-            f"no finished expert under code key {expert_key} ({other})",
-            "pass a code key whose full run trained the expert, or leave out --expert-key",
+            f"--expert {expert} is not an adapter folder (no adapter_config.json)",
+            "pass an expert/ folder or a checkpoint-N folder of an earlier run",
         )
-    return replace(built, adapter=other / "expert")
+    return replace(built, adapter=expert)
 
 
 def checks(total: dict[str, ArmSummary]) -> list[Check]:
@@ -722,7 +712,7 @@ def bench(
     questions_file: Path | None,
     train_steps: int | None = None,
     base_only: bool = False,
-    expert_key: str | None = None,
+    expert: Path | None = None,
 ) -> Section:
     """Run the benchmark; `train_steps` (default: the config's, i.e. the default training) shortens training."""
     from scripts.real_questions import DEFAULT, load
@@ -743,6 +733,10 @@ def bench(
             f"no questions about {', '.join(unknown)} in the question set",
             f"pass --library with one of: {', '.join(sorted({lib for lib, _ in by_lib}))}, {NANODEX}",
         )
+    if expert is not None and len(wanted) != 1:
+        raise NanodexError(
+            "--expert names one adapter, trained on one repository", "pass exactly one --library with it"
+        )
     n = limit if limit is not None else (QUICK_QUESTIONS if quick else None)
     arms = ARMS[:2] if base_only else ARMS
     steps = train_steps if train_steps is not None else (QUICK_STEPS if quick else None)
@@ -752,7 +746,7 @@ def bench(
     for (lib, ver), qs in by_lib.items():
         if lib not in wanted:
             continue
-        all_libs += run_library(lib, ver, qs, key, steps, n, arms, expert_key)
+        all_libs += run_library(lib, ver, qs, key, steps, n, arms, expert)
         done_libs.append(lib)
     if done_libs:
         total = summarize(all_libs)
@@ -760,9 +754,9 @@ def bench(
         section.metrics.update(metrics_of("", total))
         if "expert + code" in arms:
             section.checks = checks(total)
-        if expert_key is not None and "expert + code" in arms:
+        if expert is not None and "expert + code" in arms:
             section.skipped.append(
-                f"the expert was trained under code key {expert_key}, not by this code's pipeline: "
+                f"the expert is {expert}, not this code's default training: "
                 "the checks above measure this query path with that expert"
             )
         if steps is not None:
@@ -771,7 +765,7 @@ def bench(
                 "the checks above say nothing about the default"
             )
     if NANODEX in wanted:
-        own = summarize(run_nanodex(key, steps, n if n is not None else NANODEX_ROWS, arms, expert_key))
+        own = summarize(run_nanodex(key, steps, n if n is not None else NANODEX_ROWS, arms, expert))
         section.metrics.update(metrics_of("nanodex_", own))
     section.metrics["code_key"] = key
     return section
@@ -807,9 +801,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="ask only the two base arms (no training needed); a later full run reuses their answers",
     )
     ap.add_argument(
-        "--expert-key",
-        metavar="KEY",
-        help="ask the expert trained by an earlier run under code KEY (labelled: not this code's training)",
+        "--expert",
+        type=Path,
+        metavar="DIR",
+        help="ask this adapter folder as the expert (an earlier run's expert/ or a checkpoint-N; "
+        "one library; labelled: not this code's training)",
     )
     ap.add_argument("--questions", type=Path, help="question set (default scripts/real_questions.jsonl)")
     ap.add_argument("-v", "--verbose", action="store_true", help="debug logs")
@@ -825,7 +821,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.questions,
         args.train_steps,
         args.base_only,
-        args.expert_key,
+        args.expert,
     )
     print()
     for c in section.checks:
