@@ -556,8 +556,8 @@ def sandbox_case(p: Probe) -> None:
     script = f"""
 import sys
 from pathlib import Path
-from pca_otf.selftune.config import SandboxConfig
-from pca_otf.selftune.sandbox import kept_paths, probe_namespaces, run_in_sandbox
+from selftune.config import SandboxConfig
+from selftune.sandbox import kept_paths, probe_namespaces, run_in_sandbox
 if probe_namespaces():
     print("NO-NAMESPACES"); sys.exit(0)
 scratch = Path(sys.argv[1]); scratch.mkdir()

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from pca_otf.selftune.config import SandboxConfig
-from pca_otf.selftune.sandbox import NAMESPACES, probe_namespaces, run_in_sandbox
+from selftune.config import SandboxConfig
+from selftune.sandbox import NAMESPACES, probe_namespaces, run_in_sandbox
 from tests.test_hardening_extract import hostile_git_repo
 
 FIXTURE = Path(__file__).parent / "fixtures" / "selftune"
@@ -65,7 +65,7 @@ def test_f3_sandboxed_test_cannot_list_or_read_home(tmp_path: Path) -> None:
     assert secret.name not in out, out
     # what is left in view: an empty tmpfs, plus the path to a folder bound back in (the Python
     # install may live in a home, e.g. ~/.pyenv) and nothing else
-    from pca_otf.selftune.sandbox import kept_paths
+    from selftune.sandbox import kept_paths
 
     kept = kept_paths(repo.resolve(), [sys.executable])
     for line in out.splitlines():
@@ -85,7 +85,7 @@ def test_f3_sandboxed_test_cannot_list_or_read_home(tmp_path: Path) -> None:
 
 def test_f1_hostile_repository_is_self_tuned_with_no_command_run(tmp_path: Path) -> None:
     """F1 for self-tune (failed before: the extract step of self-tune ran core.fsmonitor)."""
-    from pca_otf.selftune.pipeline import run_selftune
+    from selftune.pipeline import run_selftune
     from tests.test_selftune import loop_config
     from tests.test_trainer import build_tiny_model
 
