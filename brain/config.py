@@ -98,7 +98,7 @@ class SearchConfig:
 
 @dataclass
 class BrainConfig:
-    """Keys of config/brain.yaml; `--graph`, `--out-dir` and friends override them."""
+    """Keys of config/brain.yaml; `--graph`, `--out` and friends override them."""
 
     graph: str = "brain/graph.sqlite"
     node_types: list[str] = field(default_factory=lambda: list(NODE_TYPES))

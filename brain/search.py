@@ -487,6 +487,7 @@ def _questions(path: str) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m brain.search", description=__doc__.split("\n\n")[0])
     ap.add_argument("question", nargs="?", help="the question (omit with --batch)")
+    ap.add_argument("--question", dest="question_flag", metavar="TEXT", help="the question, as every stage names it")
     ap.add_argument("--config", help="YAML config (default: built-in defaults, see config/brain.yaml)")
     ap.add_argument("--graph", help="code graph (its search index and embeddings lie beside it)")
     ap.add_argument("--k", type=int, help="number of results (overrides search.k)")
@@ -496,6 +497,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("-v", "--verbose", action="store_true", help="debug logs")
     args = ap.parse_args(argv)
     setup_logging(args.verbose)
+    args.question = args.question_flag or args.question
     if not args.batch and not args.question:
         ap.error("give a question or --batch FILE")
     cfg = load_config(BrainConfig, args.config, {"graph": args.graph})

@@ -171,7 +171,7 @@ def load_bank(bank_dir: str | Path) -> list[BankAdapter]:
     root = Path(bank_dir)
     if not root.is_dir():
         raise NanodexError(
-            f"adapters bank {root} not found", "pass --adapters-bank with a folder of PEFT adapters"
+            f"adapters bank {root} not found", "pass --bank with a folder of PEFT adapters"
         )
     if (root / "adapter_config.json").is_file():
         return [_read_adapter(root)]

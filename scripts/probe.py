@@ -361,7 +361,7 @@ def extraction_cases(p: Probe) -> Path:
     p.expect_error(
         "brain on a graph without edges",
         "brain",
-        ["--graph", str(no_edges), "--out-dir", str(w / "nodes-x")],
+        ["--graph", str(no_edges), "--out", str(w / "nodes-x")],
         ("damaged",),
     )
     p.expect_ok(
@@ -386,7 +386,7 @@ def extraction_cases(p: Probe) -> Path:
 def dataset_cases(p: Probe, graph: Path) -> None:
     w = p.work
     nodes = w / "nodes"
-    ran = p.stage("brain", "--graph", str(graph), "--out-dir", str(nodes))
+    ran = p.stage("brain", "--graph", str(graph), "--out", str(nodes))
     if ran.returncode != 0:
         raise SystemExit(f"probe: brain failed: {_last(ran)}")
     for name, damage in (
