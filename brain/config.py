@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nanodex.paths import DEFAULT_GRAPH
+
 NODE_TYPES = ("module", "capability", "concept", "error", "recipe")
 
 
@@ -100,7 +102,7 @@ class SearchConfig:
 class BrainConfig:
     """Keys of config/brain.yaml; `--graph`, `--out` and friends override them."""
 
-    graph: str = "brain/graph.sqlite"
+    graph: str = str(DEFAULT_GRAPH)
     node_types: list[str] = field(default_factory=lambda: list(NODE_TYPES))
     out_dir: str = "brain/nodes"
     summary: SummaryConfig = field(default_factory=SummaryConfig)

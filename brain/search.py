@@ -487,7 +487,9 @@ def _questions(path: str) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m brain.search", description=__doc__.split("\n\n")[0])
     ap.add_argument("question", nargs="?", help="the question (omit with --batch)")
-    ap.add_argument("--question", dest="question_flag", metavar="TEXT", help="the question, as every stage names it")
+    ap.add_argument(
+        "--question", dest="question_flag", metavar="TEXT", help="the question, as every stage names it"
+    )
     ap.add_argument("--config", help="YAML config (default: built-in defaults, see config/brain.yaml)")
     ap.add_argument("--graph", help="code graph (its search index and embeddings lie beside it)")
     ap.add_argument("--k", type=int, help="number of results (overrides search.k)")

@@ -265,7 +265,12 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    ap.add_argument("--dataset", "--eval", dest="eval", help="held-out JSONL (dataset rows); default: questions made from the graph")
+    ap.add_argument(
+        "--dataset",
+        "--eval",
+        dest="eval",
+        help="held-out JSONL (dataset rows); default: questions made from the graph",
+    )
     ap.add_argument(
         "--from-graph", type=int, default=0, help="without --eval: N questions from documented functions"
     )
@@ -273,7 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", help="YAML config with a `run:` section (default: config/pca.yaml when it exists)"
     )
     ap.add_argument("--graph", help="code graph (its brain search index beside it)")
-    ap.add_argument("--pca", "--artifacts", dest="artifacts", help="build folder of `python -m pca_otf.build`")
+    ap.add_argument(
+        "--pca", "--artifacts", dest="artifacts", help="build folder of `python -m pca_otf.build`"
+    )
     ap.add_argument("--base", help="base model (default: embedded:smollm2-135m)")
     ap.add_argument("--arms", default="abcdef", help="arms to run, e.g. abcd (default: all)")
     ap.add_argument("--adapter", "--trained", dest="trained", help="PEFT adapter folder for arm (e)")
