@@ -110,9 +110,11 @@ def pack_blocks(
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
-_STOP = frozenset(
-    ["a", "an", "and", "are", "as", "at", "be", "been", "but", "by", "can", "could", "do", "does", "did", "for", "from", "had", "has", "have", "how", "i", "if", "in", "into", "is", "it", "its", "me", "my", "no", "not", "of", "on", "or", "so", "such", "than", "that", "the", "their", "them", "then", "there", "these", "they", "this", "to", "too", "use", "used", "using", "was", "we", "were", "what", "when", "where", "which", "while", "who", "why", "will", "with", "would", "you", "your", "self", "none", "true", "false", "def", "return", "class", "get", "set", "way", "want", "need"]
-)
+_STOP_TEXT = """a an and are as at be been but by can could do does did for from had has have how i if in into
+    is it its me my no not of on or so such than that the their them then there these they this to
+    too use used using was we were what when where which while who why will with would you your self
+    none true false def return class get set way want need"""
+_STOP = frozenset(_STOP_TEXT.split())
 _DOC_START = re.compile(r"^[rbuRBU]{0,2}(\"\"\"|'''|\"|')")
 
 

@@ -755,7 +755,13 @@ def test_pack_blocks_symbol_windows_label_exactly_the_lines_shown(graph_file: Pa
         # Cart.add (10-13) lies inside Cart's span: shown once, not twice
         lines = [(b.path, n) for b in windows for n in range(b.start, b.end + 1)]
         assert len(lines) == len(set(lines))
-    src = ["def f(a,", "      b):", '    """Do it."""', *[f"    x{i} = {i}" for i in range(20)], "    return stock"]
+    src = [
+        "def f(a,",
+        "      b):",
+        '    """Do it."""',
+        *[f"    x{i} = {i}" for i in range(20)],
+        "    return stock",
+    ]
     keep = symbol_window(src, frozenset({"stock"}), 6)
     assert keep[:3] == [0, 1, 2] and len(src) - 1 in keep and len(keep) <= 7
     assert symbol_window(src[:5], frozenset(), 6) == [0, 1, 2, 3, 4]
