@@ -89,7 +89,7 @@ serve: setup
 	$(PY) -m inference.serve --config $(call cfg,serve) --base $(BASE) $(foreach a,$(ADAPTER),--adapter $(a)) $(call given,PORT,--port) $(call given,HOST,--host)
 
 query: setup
-	$(PY) inference/query.py --config $(call cfg,serve) --endpoint $(ENDPOINT) --question "$(QUESTION)" $(call given,MODEL,--model) $(if $(wildcard $(GRAPH)),--graph $(GRAPH)) $(if $(JSON),--json) $(if $(STREAM),--stream)
+	$(PY) -m inference.query --config $(call cfg,serve) --endpoint $(ENDPOINT) --question "$(QUESTION)" $(call given,MODEL,--model) $(if $(wildcard $(GRAPH)),--graph $(GRAPH)) $(if $(JSON),--json) $(if $(STREAM),--stream)
 
 pca-build: setup
 	$(PY) -m pca_otf.build --config $(call cfg,pca) --graph $(GRAPH) --base $(BASE) --out $(PCA)

@@ -1,4 +1,5 @@
-"""Ask the served expert a question: `python inference/query.py --endpoint URL --question Q`.
+"""Ask the served expert a question: `python -m inference.query --endpoint URL --question Q`
+(`python inference/query.py ...` works too, with nanodex installed: `make setup` installs it).
 
 With --graph the question is first answered by brain search: the best hits' code is packed into
 labelled `[path:start-end]` blocks within a token budget and the model is asked to cite them.
@@ -13,32 +14,25 @@ error exits non-zero with one line. `ask(...)` is the same from Python (the demo
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
 import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
-if not __package__:  # run as `python inference/query.py`: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-from collections.abc import Callable, Sequence  # noqa: E402
-from dataclasses import dataclass, field, fields, replace  # noqa: E402
-from typing import Any  # noqa: E402
-
-from answer.blocks import Block, estimate_tokens, local_token_counter, pack_blocks  # noqa: E402
-from answer.citations import Checked, Checker, Citation, GraphSymbols, find, footer  # noqa: E402
-from answer.constrain import citation_regex  # noqa: E402
-from answer.prompt import (
-    LAYOUT,  # noqa: E402
-    build_messages,  # noqa: E402
-)
-from extractor.graph import Graph  # noqa: E402
-from inference.config import QueryConfig, ServeFile  # noqa: E402
-from nanodex.chat_client import ChatClient  # noqa: E402
-from nanodex.config import load_config  # noqa: E402
-from nanodex.errors import NanodexError, run_main  # noqa: E402
-from nanodex.log import get_logger, setup_logging  # noqa: E402
+from answer.blocks import Block, estimate_tokens, local_token_counter, pack_blocks
+from answer.citations import Checked, Checker, Citation, GraphSymbols, find, footer
+from answer.constrain import citation_regex
+from answer.prompt import LAYOUT, build_messages
+from extractor.graph import Graph
+from inference.config import QueryConfig, ServeFile
+from nanodex.chat_client import ChatClient
+from nanodex.config import load_config
+from nanodex.errors import NanodexError, run_main
+from nanodex.log import get_logger, setup_logging
 
 log = get_logger("inference.query")
 
