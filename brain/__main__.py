@@ -1,5 +1,5 @@
 """`python -m brain`: build the typed ontology (module, capability, concept, error, recipe) with cited
-summaries in brain/nodes/, and the search index beside the graph. Incremental by content hash."""
+summaries in work/nodes/, and the search index beside the graph. Incremental by content hash."""
 
 from __future__ import annotations
 

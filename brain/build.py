@@ -1,4 +1,4 @@
-"""`make brain`: graph -> typed nodes with summaries (brain/nodes/*.json) -> search index.
+"""`make brain`: graph -> typed nodes with summaries (work/nodes/*.json) -> search index.
 
 Incremental: a node is summarized again only when its content hash (facts, refs, citations,
 the code it describes) or the summarizer changed; node files of nodes that no longer exist are

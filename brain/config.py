@@ -105,7 +105,7 @@ class BrainConfig:
 
     graph: str = str(DEFAULT_GRAPH)
     node_types: list[str] = field(default_factory=lambda: list(NODE_TYPES))
-    out_dir: str = "brain/nodes"
+    out_dir: str = "work/nodes"
     summary: SummaryConfig = field(default_factory=SummaryConfig)
     recipes: RecipeConfig = field(default_factory=RecipeConfig)
     concepts: ConceptConfig = field(default_factory=ConceptConfig)

@@ -1,4 +1,4 @@
-"""Per-node JSON files in `brain/nodes/`: names, content hashes, and reading them back.
+"""Per-node JSON files in `work/nodes/`: names, content hashes, and reading them back.
 
 One file per typed node, so a later stage (dataset, pca_otf) can read one node without parsing
 all of them, and an incremental run rewrites only the files whose content hash changed. Each

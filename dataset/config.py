@@ -75,6 +75,6 @@ class DatasetConfig:
     snippet_max_chars: int = 110  # a longer code line is never quoted
     out_jsonl: str = str(DEFAULT_TRAIN_JSONL)
     eval_jsonl: str = str(DEFAULT_EVAL_JSONL)
-    stats_json: str = "dataset/stats.json"
+    stats_json: str = "work/dataset/stats.json"
     llm: LLMParaphraseConfig = field(default_factory=LLMParaphraseConfig)
     context: ContextConfig = field(default_factory=ContextConfig)

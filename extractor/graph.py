@@ -141,7 +141,7 @@ def check_graph(path: str | Path) -> Path:
         raise NanodexError(f"code graph not found: {p}", "run `make extract REPO=<repo>` first")
     if state == FOLDER:
         raise NanodexError(
-            f"code graph {p} is a folder", "pass the graph file, e.g. --graph brain/graph.sqlite"
+            f"code graph {p} is a folder", "pass the graph file, e.g. --graph work/graph.sqlite"
         )
     if state == FOREIGN:
         raise NanodexError(
@@ -153,7 +153,7 @@ def check_graph(path: str | Path) -> Path:
 
 
 class Graph:
-    """A read-only view of brain/graph.sqlite."""
+    """A read-only view of work/graph.sqlite."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = check_graph(path)

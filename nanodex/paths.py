@@ -15,10 +15,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-DEFAULT_GRAPH = Path("brain/graph.sqlite")
-DEFAULT_NODES_DIR = Path("brain/nodes")
-DEFAULT_TRAIN_JSONL = Path("dataset/train.jsonl")
-DEFAULT_EVAL_JSONL = Path("dataset/eval.jsonl")
+DEFAULT_GRAPH = Path("work/graph.sqlite")
+DEFAULT_NODES_DIR = Path("work/nodes")
+DEFAULT_TRAIN_JSONL = Path("work/dataset/train.jsonl")
+DEFAULT_EVAL_JSONL = Path("work/dataset/eval.jsonl")
 DEFAULT_MODELS_DIR = Path("models")
 
 

@@ -20,7 +20,7 @@ class BuildConfig:
     """Keys of the `build:` section (owned by pca_otf.build and the modules it calls)."""
 
     graph: str = str(DEFAULT_GRAPH)
-    out_dir: str = "brain/pca"
+    out_dir: str = "work/pca"
     base: str = "embedded:smollm2-135m"  # only its config.json is read (dims, layers, heads)
     pg_backend: str | None = None  # "module:Factory" ProgramGraph backend (default: SQLite)
     window_lines: int = 60  # longest symbol window in windows_index.jsonl
@@ -36,7 +36,7 @@ class BuildConfig:
 class RunConfig:
     """Keys of the `run:` section (owned by pca_otf.run and the modules it calls)."""
 
-    artifacts: str = "brain/pca"  # folder written by `python -m pca_otf.build`
+    artifacts: str = "work/pca"  # folder written by `python -m pca_otf.build`
     graph: str = str(DEFAULT_GRAPH)  # code graph (its brain search index lies beside it)
     base: str = "embedded:smollm2-135m"  # must be the model the artifacts were built for
     pg_backend: str | None = None  # "module:Factory" ProgramGraph backend (default: SQLite)

@@ -329,7 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = rows_from_graph(cfg.graph, args.from_graph, args.seed)
         label = f"{len(rows)} discovery questions generated from the graph's docstrings (seed {args.seed})"
     else:
-        raise NanodexError("no questions", "pass --dataset dataset/eval.jsonl or --from-graph N")
+        raise NanodexError("no questions", "pass --dataset work/dataset/eval.jsonl or --from-graph N")
     if not rows:
         raise NanodexError("no evaluation rows", "check --dataset / --from-graph")
     report = evaluate(

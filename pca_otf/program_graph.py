@@ -115,7 +115,7 @@ ARTIFACT_KINDS = ("file", "test")
 
 
 class SqliteProgramGraph:
-    """ProgramGraph over nanodex's code graph (brain/graph.sqlite), through extractor.graph.Graph."""
+    """ProgramGraph over nanodex's code graph (work/graph.sqlite), through extractor.graph.Graph."""
 
     def __init__(self, graph_path: str | Path) -> None:
         self.path = Path(graph_path)

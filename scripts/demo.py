@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from nanodex.errors import run_main
+from nanodex.paths import DEFAULT_GRAPH
 
 ROOT = Path(__file__).resolve().parents[1]
 QUESTIONS = (
@@ -83,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from extractor.__main__ import main as extract_main
     from trainer.__main__ import main as train_main
 
-    graph = ROOT / "brain" / "graph.sqlite"
+    graph = ROOT / DEFAULT_GRAPH
     config = ROOT / "config"
     t0 = time.perf_counter()
     step(

@@ -3,7 +3,7 @@
 Incremental extract -> brain -> for each changed module (all with --all) in curriculum order:
 propose verifiable questions, answer them, keep only answers whose citations lie inside the
 symbols asked about and whose mapped pytest nodes pass in a sandbox -> distill.jsonl and
-dataset/selftune.jsonl -> per-module LoRA adapters in the bank -> a short refresh of the main
+work/dataset/selftune.jsonl -> per-module LoRA adapters in the bank -> a short refresh of the main
 adapter -> report.json / report.md in the work folder.
 """
 

@@ -119,7 +119,7 @@ def refresh_graph(cfg: SelftuneConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         out_dir = str(Path(cfg.graph).with_name(Path(cfg.graph).stem + ".nodes"))
         bcfg = load_config(BrainConfig, cfg.brain_config, {"graph": cfg.graph})
         if Path(cfg.graph).resolve() != DEFAULT_GRAPH.resolve():
-            bcfg.out_dir = out_dir  # another repository's graph: its nodes beside it, not in brain/nodes
+            bcfg.out_dir = out_dir  # another repository's graph: its nodes beside it, not in work/nodes
         b = build_brain(bcfg)
         br = {"nodes": b.nodes, "written": b.written, "unchanged": b.unchanged, "removed": b.removed,
               "seconds": round(b.seconds, 2), "out_dir": bcfg.out_dir}  # fmt: skip

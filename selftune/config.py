@@ -55,7 +55,7 @@ class SandboxConfig:
             "node_modules",
             "__pycache__",
             ".pytest_cache",
-            "brain",
+            "work",
             "models",
         ]
     )
@@ -79,7 +79,7 @@ class RefreshConfig:
     learning_rate: float = 0.0001
     batch_size: int = 4
     max_seq_len: int = 1024  # rows carry the code they were asked with
-    replay_from: str = "dataset/train.jsonl"  # earlier rows replayed beside the new ones (missing: none)
+    replay_from: str = "work/dataset/train.jsonl"  # earlier rows replayed beside the new ones (missing: none)
     replay_rows: int = 32
     out: str | None = None  # default: the main adapter itself, replaced atomically
 
@@ -93,10 +93,10 @@ class SelftuneConfig:
     extract_config: str = "config/extract.yaml"
     train_config: str = "config/train_lora.yaml"  # trainer settings under the per-run overrides below
     brain_config: str | None = "config/brain.yaml"  # null: skip the brain refresh
-    work_dir: str = "brain/selftune"  # distill.jsonl, state.json, reports, held-out questions
+    work_dir: str = "work/selftune"  # distill.jsonl, state.json, reports, held-out questions
     bank_dir: str | None = None  # default <work_dir>/bank
-    dataset_out: str = "dataset/selftune.jsonl"
-    eval_dataset: str = "dataset/eval.jsonl"  # kept rows never overlap its facts (missing: nothing to avoid)
+    dataset_out: str = "work/dataset/selftune.jsonl"
+    eval_dataset: str = "work/dataset/eval.jsonl"  # kept rows never overlap its facts (missing: none)
     eval_heldout: bool = (
         True  # trainer.eval on the changed modules' held-out questions, before and after the refresh
     )

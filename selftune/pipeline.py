@@ -166,7 +166,7 @@ def run_selftune(
         dropped_buffer = buffer.compact()
         del answerer  # free the model before training
 
-        # kept rows of the code as it is now -> dataset/selftune.jsonl
+        # kept rows of the code as it is now -> work/dataset/selftune.jsonl
         fps = {m: s.fingerprint for m, s in current.items()}
         kept = [r for r in buffer.kept() if fps.get(r["module"]) == r["fingerprint"]]
         heldout_files = sorted(heldout_dir.glob("*.jsonl")) if heldout_dir.is_dir() else []

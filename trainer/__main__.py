@@ -25,10 +25,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ap.add_argument("--config", help="YAML config: config/train_lora.yaml or config/train_qlora.yaml")
     ap.add_argument("--base", help="base model: Hugging Face id, local folder or embedded:smollm2-135m")
-    ap.add_argument("--dataset", help="training JSONL (default dataset/train.jsonl)")
+    ap.add_argument("--dataset", help="training JSONL (default work/dataset/train.jsonl)")
     ap.add_argument(
         "--eval-dataset",
-        help="held-out JSONL for the eval loss (default: eval.jsonl beside --dataset, else dataset/eval.jsonl; '' = none)",
+        help="held-out JSONL for the eval loss (default: eval.jsonl beside --dataset, else work/dataset/eval.jsonl; '' = none)",
     )
     ap.add_argument("--out", help="adapter folder to write (overrides `save_dir`)")
     ap.add_argument("--graph", help="code graph whose commit is recorded in nanodex.json")

@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--base", help="base model (default: the one recorded in the adapter's nanodex.json)")
     ap.add_argument(
         "--dataset",
-        help="held-out JSONL (default: the eval set recorded in the adapter's nanodex.json, else dataset/eval.jsonl)",
+        help="held-out JSONL (default: the eval set recorded in the adapter's nanodex.json, else work/dataset/eval.jsonl)",
     )
     ap.add_argument(
         "--graph", help="code graph to check citations against (default: the dataset's citations)"
