@@ -469,8 +469,11 @@ def ask_all(
     serve = load_config(ServeFile, CONFIG / "serve.yaml")
     qcfg = replace(serve.query, graph=str(built.graph))
     answers_path = built.work / "answers.jsonl"
-    partial = built.work / "answers.partial.jsonl"
-    done = {(r["id"], r["arm"], r["digest"]): r for r in _read_jsonl(answers_path) + _read_jsonl(partial)}
+    # each run appends to its own partial file (two runs, e.g. --base-only and --expert-only, may
+    # share a work folder) and reads everyone's
+    partial = built.work / f"answers.partial.{os.getpid()}.jsonl"
+    earlier = [r for p in sorted(built.work.glob("answers.partial*.jsonl")) for r in _read_jsonl(p)]
+    done = {(r["id"], r["arm"], r["digest"]): r for r in _read_jsonl(answers_path) + earlier}
     sampling = {"max_tokens": qcfg.max_tokens, "temperature": qcfg.temperature}
     adapter_id = _digest(sorted(p.name + str(p.stat().st_size) for p in built.adapter.glob("*")))
 
@@ -713,6 +716,7 @@ def bench(
     train_steps: int | None = None,
     base_only: bool = False,
     expert: Path | None = None,
+    expert_only: bool = False,
 ) -> Section:
     """Run the benchmark; `train_steps` (default: the config's, i.e. the default training) shortens training."""
     from scripts.real_questions import DEFAULT, load
@@ -738,7 +742,9 @@ def bench(
             "--expert names one adapter, trained on one repository", "pass exactly one --library with it"
         )
     n = limit if limit is not None else (QUICK_QUESTIONS if quick else None)
-    arms = ARMS[:2] if base_only else ARMS
+    if base_only and expert_only:
+        raise NanodexError("--base-only and --expert-only exclude each other", "pass one of them")
+    arms = ARMS[:2] if base_only else ARMS[2:] if expert_only else ARMS
     steps = train_steps if train_steps is not None else (QUICK_STEPS if quick else None)
     section = Section(name="answers")
     all_libs: list[dict[str, Any]] = []
@@ -752,7 +758,7 @@ def bench(
         total = summarize(all_libs)
         print_table(f"total, real questions: {', '.join(done_libs)}", total)
         section.metrics.update(metrics_of("", total))
-        if "expert + code" in arms:
+        if set(arms) == set(ARMS):  # the targets compare the expert with the base
             section.checks = checks(total)
         if expert is not None and "expert + code" in arms:
             section.skipped.append(
@@ -801,6 +807,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="ask only the two base arms (no training needed); a later full run reuses their answers",
     )
     ap.add_argument(
+        "--expert-only",
+        action="store_true",
+        help="ask only the expert arm (e.g. beside a --base-only run); a full run then reuses both",
+    )
+    ap.add_argument(
         "--expert",
         type=Path,
         metavar="DIR",
@@ -822,6 +833,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.train_steps,
         args.base_only,
         args.expert,
+        args.expert_only,
     )
     print()
     for c in section.checks:
