@@ -472,8 +472,7 @@ def ask_all(
     # each run appends to its own partial file (two runs, e.g. --base-only and --expert-only, may
     # share a work folder) and reads everyone's
     partial = built.work / f"answers.partial.{os.getpid()}.jsonl"
-    earlier = [r for p in sorted(built.work.glob("answers.partial*.jsonl")) for r in _read_jsonl(p)]
-    done = {(r["id"], r["arm"], r["digest"]): r for r in _read_jsonl(answers_path) + earlier}
+    done = _answered(built.work)
     sampling = {"max_tokens": qcfg.max_tokens, "temperature": qcfg.temperature}
     adapter_id = _digest(sorted(p.name + str(p.stat().st_size) for p in built.adapter.glob("*")))
 
@@ -499,7 +498,9 @@ def ask_all(
 
         records: list[dict[str, Any]] = []
         for j in jobs:
-            rec = done[(j.item.id, j.arm, j.digest)]
+            rec = {
+                k: done[(j.item.id, j.arm, j.digest)][k] for k in ("id", "arm", "digest", "answer", "usage")
+            }
             text = rec["answer"]
             raw = check(find(text), retriever.symbols)
             checked = Checker(retriever.symbols, j.shown).check(text, enforce=qcfg.enforce_citations)
@@ -535,6 +536,17 @@ def ask_all(
     tmp.replace(answers_path)
     partial.unlink(missing_ok=True)
     return records
+
+
+def _answered(work: Path) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """Answers already generated for this repository, under any code key: a request's digest
+    covers what decides its answer (messages, extras, sampling and the model: the base's name or
+    the adapter's files), so a new commit that leaves the prompt and the code shown alone is
+    scored afresh without asking again. Not covered: config/serve.yaml's server settings (dtype,
+    max_model_len) and the vLLM version; delete the library's folder after changing those. Each run appends to its own partial file (a --base-only and an
+    --expert-only run may share a folder)."""
+    files = sorted(work.parent.glob("*/answers.jsonl")) + sorted(work.parent.glob("*/answers.partial*.jsonl"))
+    return {(r["id"], r["arm"], r["digest"]): r for f in files for r in _read_jsonl(f)}
 
 
 @dataclass
