@@ -68,7 +68,7 @@ brain-embed: setup
 	$(PY) -m brain.embed --config $(call cfg,brain) --graph $(GRAPH)
 
 search: setup
-	$(PY) -m brain.search --config $(call cfg,brain) --graph $(GRAPH) --k $(K) "$(QUESTION)"
+	$(PY) -m brain.search --config $(call cfg,brain) --graph $(GRAPH) --k $(K) --question "$(QUESTION)"
 
 dataset: setup
 	$(PY) -m dataset --config $(call cfg,dataset) --graph $(GRAPH) $(call given,OUT,--out)
@@ -95,13 +95,13 @@ pca-build: setup
 	$(PY) -m pca_otf.build --config $(call cfg,pca) --graph $(GRAPH) --base $(BASE) --out $(PCA)
 
 ask: setup pca-build
-	$(PY) -m pca_otf.run --config $(call cfg,pca) --graph $(GRAPH) --artifacts $(PCA) --base $(BASE) --prompt "$(QUESTION)" --of-sources question --pack-context --require-citations --citations-enforce $(if $(JSON),--json)
+	$(PY) -m pca_otf.run --config $(call cfg,pca) --graph $(GRAPH) --pca $(PCA) --base $(BASE) --question "$(QUESTION)" --of-sources question --pack-context --require-citations --citations-enforce $(if $(JSON),--json)
 
 pca-eval: setup pca-build
-	$(PY) -m pca_otf.evaluate --config $(call cfg,pca) --eval $(EVALSET) --graph $(GRAPH) --artifacts $(PCA) --base $(BASE) $(if $(wildcard $(ADAPTER)/adapter_config.json),--trained $(ADAPTER)) $(if $(wildcard $(BANK)/*/adapter_config.json),--adapters-bank $(BANK)) --sample 8 --out $(PCA)/eval
+	$(PY) -m pca_otf.evaluate --config $(call cfg,pca) --dataset $(EVALSET) --graph $(GRAPH) --pca $(PCA) --base $(BASE) $(if $(wildcard $(ADAPTER)/adapter_config.json),--adapter $(ADAPTER)) $(if $(wildcard $(BANK)/*/adapter_config.json),--bank $(BANK)) --sample 8 --out $(PCA)/eval
 
 self-tune: setup
-	$(PY) -m pca_otf.selftune --config $(call cfg,selftune) --repo $(REPO) --graph $(GRAPH) --base $(BASE) --adapter $(ADAPTER) $(if $(ALL),--all) $(if $(RESUME),--resume) $(if $(INCLUDE_DEPS),--include-deps)
+	$(PY) -m selftune --config $(call cfg,selftune) --repo $(REPO) --graph $(GRAPH) --base $(BASE) --adapter $(ADAPTER) $(if $(ALL),--all) $(if $(RESUME),--resume) $(if $(INCLUDE_DEPS),--include-deps)
 
 demo: setup
 	$(PY) -m scripts.demo

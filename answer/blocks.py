@@ -12,11 +12,15 @@ The prompt around the blocks is worded in `answer.prompt`, the one place for it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 MIN_BLOCK_LINES = 3  # a cut block shorter than this says too little to be worth its label
+WINDOW_LINES = 12  # with a question: a longer symbol is shown as a window of about this many lines
+MAX_WINDOW_SOURCE = 400  # lines of a symbol read to choose its window
 
 
 class SpanLike(Protocol):
@@ -67,32 +71,226 @@ def pack_blocks(
     *,
     max_block_lines: int = 60,
     count_tokens: Callable[[str], int] = estimate_tokens,
+    question: str | None = None,
+    window_lines: int = WINDOW_LINES,
 ) -> list[Block]:
-    """The blocks to show, in hit order, whose rendered text fits `budget_tokens` in total."""
+    """The blocks to show, in hit order, whose rendered text fits `budget_tokens` in total.
+
+    Without `question`, each hit is one block of its first `max_block_lines` lines (the form the
+    dataset stage cites whole). With `question`, each hit longer than `window_lines` becomes a
+    symbol window (see `symbol_window`): its signature, its docstring's first line and the lines
+    that use the question's words, as one block per contiguous run, each labelled with exactly
+    the lines it shows; lines already shown for an earlier hit are not shown again. A window
+    costs a fraction of the whole symbol, so 5-8 symbols fit a budget that held 1-3.
+    """
     blocks: list[Block] = []
     used = 0
     taken: dict[str, list[tuple[int, int]]] = {}
+    terms = question_words(question) if question is not None else None
     for hit in hits:
         start, end = int(hit.start_line), int(hit.end_line)
         if start < 1 or end < start:
             continue
-        if any(start <= e and s <= end for s, e in taken.get(hit.path, [])):
+        shown = taken.get(hit.path, [])
+        if terms is None and any(start <= e and s <= end for s, e in shown):
             continue
-        end = min(end, start + max_block_lines - 1)
+        read_end = min(end, start + (max_block_lines if terms is None else MAX_WINDOW_SOURCE) - 1)
         try:
-            lines = source(hit.path, start, end).splitlines()
+            lines = source(hit.path, start, read_end).splitlines()
         except OSError:  # file moved since indexing: nothing to show
             continue
-        lines = lines[: end - start + 1]
-        while lines and not lines[-1].strip():  # trailing blank lines carry nothing
-            lines.pop()
-        block = _fit(hit.path, start, lines, budget_tokens - used, count_tokens)
-        if block is None:
-            continue
-        blocks.append(block)
-        used += count_tokens(block.render() + "\n\n")
-        taken.setdefault(hit.path, []).append((block.start, block.end))
+        lines = lines[: read_end - start + 1]
+        if terms is None:
+            runs = [(start, lines)]
+        else:
+            keep = symbol_window(lines, terms, window_lines)
+            keep = [i for i in keep if not any(s <= start + i <= e for s, e in shown)]
+            runs = [(start + r[0], [lines[i] for i in r]) for r in _runs(keep)]
+            runs = [(a, r) for a, r in runs if any(ln.strip() for ln in r)]
+        for run_start, run in runs:
+            while run and not run[-1].strip():  # trailing blank lines carry nothing
+                run.pop()
+            block = _fit(hit.path, run_start, run, budget_tokens - used, count_tokens)
+            if block is None:
+                break
+            blocks.append(block)
+            used += count_tokens(block.render() + "\n\n")
+            taken.setdefault(hit.path, []).append((block.start, block.end))
     return blocks
+
+
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*")
+_CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
+_STOP = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "been",
+        "but",
+        "by",
+        "can",
+        "could",
+        "do",
+        "does",
+        "did",
+        "for",
+        "from",
+        "had",
+        "has",
+        "have",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "me",
+        "my",
+        "no",
+        "not",
+        "of",
+        "on",
+        "or",
+        "so",
+        "such",
+        "than",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "to",
+        "too",
+        "use",
+        "used",
+        "using",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+        "self",
+        "none",
+        "true",
+        "false",
+        "def",
+        "return",
+        "class",
+        "get",
+        "set",
+        "way",
+        "want",
+        "need",
+    ]
+)
+_DOC_START = re.compile(r"^[rbuRBU]{0,2}(\"\"\"|'''|\"|')")
+
+
+def _stem(word: str) -> str:
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
+
+
+def question_words(question: str) -> frozenset[str]:
+    """The question's content words, identifiers split (`get_template` -> get, template), stemmed."""
+    return frozenset(w for w in _line_words(question) if len(w) > 2 and w not in _STOP)
+
+
+def _line_words(line: str) -> set[str]:
+    return {_stem(p.lower()) for w in _WORD.findall(line.replace("_", " ")) for p in _CAMEL.findall(w)}
+
+
+def symbol_window(lines: list[str], terms: frozenset[str], window_lines: int) -> list[int]:
+    """Indices of the lines of one symbol worth showing for a question, in order.
+
+    The whole symbol when it has at most `window_lines` lines; else its header (decorators and
+    the signature up to the line ending in `:`), the docstring's first line, and the lines
+    using most of the question's words (ties: earlier first), up to `window_lines` in all; a
+    one-line gap between kept lines is filled, so the runs read as code.
+    """
+    n = len(lines)
+    if n <= window_lines:
+        return list(range(n))
+    keep: set[int] = set()
+    i = 0
+    while i < n and i < 8:  # decorators + a signature spread over a few lines
+        keep.add(i)
+        if lines[i].rstrip().endswith(":") and not lines[i].lstrip().startswith("@"):
+            break
+        i += 1
+    j = i + 1
+    m = _DOC_START.match(lines[j].strip()) if j < n else None
+    if m:
+        keep.add(j)
+        if lines[j].strip() == m.group(0) and j + 1 < n:
+            keep.add(j + 1)  # the quotes alone on their line: the first sentence is on the next
+    scored = []
+    for k in range(max(keep) + 1, n):
+        found = len(_line_words(lines[k]) & terms)
+        if found:
+            scored.append((-found, k))
+    for _, k in sorted(scored):
+        if len(keep) >= window_lines:
+            break
+        keep.add(k)
+    ordered = sorted(keep)
+    for a, b in zip(ordered, ordered[1:], strict=False):
+        if b - a == 2:
+            keep.add(a + 1)
+    return sorted(keep)
+
+
+def _runs(indices: list[int]) -> list[list[int]]:
+    """Contiguous runs of sorted indices: [1, 2, 5] -> [[1, 2], [5]]."""
+    runs: list[list[int]] = []
+    for i in indices:
+        if runs and i == runs[-1][-1] + 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return runs
+
+
+def local_token_counter(model: str | None = None) -> Callable[[str], int] | None:
+    """Exact token counts with the served model's tokenizer when it is on this machine, else None.
+
+    `model` is the served base (`embedded:<name>` or a model folder; default the embedded
+    SmolLM2). Nothing is downloaded or converted here: an embedded model counts only once its
+    converted folder is in the cache, and a folder only when it holds a tokenizer.json.
+    """
+    from nanodex.models import DEFAULT_BASE, EMBEDDED_PREFIX, embedded_cache_path
+
+    base = (model or DEFAULT_BASE).strip()
+    if base.startswith(EMBEDDED_PREFIX):
+        folder = embedded_cache_path(base[len(EMBEDDED_PREFIX) :])
+    else:
+        folder = Path(base).expanduser()
+    if not (folder / "tokenizer.json").is_file():
+        return None
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    return lambda text: len(tok.encode(text, add_special_tokens=False).ids)
 
 
 def _fit(

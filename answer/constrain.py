@@ -76,7 +76,7 @@ class Spans:
         if "]" not in text:
             return self.viable(text)
         inner, _, after = text.partition("]")
-        return self.complete(inner) and "[" not in after
+        return self.complete(inner) and self.allows(None, after)
 
 
 def _prefix_fits(digits: str, lo: int, hi: int) -> bool:

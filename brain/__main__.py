@@ -18,7 +18,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m brain", description=__doc__)
     ap.add_argument("--config", help="YAML config (default: built-in defaults, see config/brain.yaml)")
     ap.add_argument("--graph", help="code graph to read (overrides `graph`)")
-    ap.add_argument("--out-dir", help="folder for the node JSON files (overrides `out_dir`)")
+    ap.add_argument(
+        "--out", "--out-dir", dest="out_dir", help="folder for the node JSON files (overrides `out_dir`)"
+    )
     ap.add_argument("--style", choices=["extractive", "llm"], help="summarizer (overrides `summary.style`)")
     ap.add_argument(
         "--endpoint", help="OpenAI-compatible base URL for --style llm (overrides summary.endpoint)"

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nanodex.paths import DEFAULT_GRAPH
+
 NODE_TYPES = ("module", "capability", "concept", "error", "recipe")
 
 
@@ -87,13 +89,20 @@ class SearchConfig:
     centrality_weight: float = 0.05  # tie-breaker toward well-connected nodes
     # bm25 column weights: name, qualname, signature, doc, summary, relations, body
     column_weights: list[float] = field(default_factory=lambda: [6.0, 3.0, 2.0, 3.0, 1.5, 1.0, 1.0])
+    # reranking (brain.rerank): a linear model over per-candidate features of the best fused hits
+    rerank_pool: int = 60  # fused hits (plus exact, raise-site and test-evidence ones) that are reranked
+    rerank_model: str | None = None  # fitted weights; default: beside the graph, <graph stem>.rerank.json
+    off_role_weight: float = -0.35  # unfitted default: a test/example/doc hit the question did not ask for
+    test_evidence_weight: float = 0.3  # unfitted default: code exercised by a matching test or example gains
+    raise_weight: float = 0.5  # unfitted default: raise sites of quoted error text or a named error
+    name_weight: float = 0.3  # unfitted default: share of the hit's name words found in the question
 
 
 @dataclass
 class BrainConfig:
-    """Keys of config/brain.yaml; `--graph`, `--out-dir` and friends override them."""
+    """Keys of config/brain.yaml; `--graph`, `--out` and friends override them."""
 
-    graph: str = "brain/graph.sqlite"
+    graph: str = str(DEFAULT_GRAPH)
     node_types: list[str] = field(default_factory=lambda: list(NODE_TYPES))
     out_dir: str = "brain/nodes"
     summary: SummaryConfig = field(default_factory=SummaryConfig)
@@ -109,6 +118,14 @@ def index_path(cfg: BrainConfig) -> Path:
         return Path(cfg.search.index)
     g = Path(cfg.graph)
     return g.with_name(f"{g.stem}.search.sqlite")
+
+
+def rerank_path(cfg: BrainConfig) -> Path:
+    """The fitted reranker: beside the graph unless `search.rerank_model` says otherwise."""
+    if cfg.search.rerank_model:
+        return Path(cfg.search.rerank_model)
+    g = Path(cfg.graph)
+    return g.with_name(f"{g.stem}.rerank.json")
 
 
 def embeddings_path(cfg: BrainConfig) -> Path:

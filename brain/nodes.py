@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from brain.ontology import BrainNode
+from nanodex.errors import NanodexError
 from nanodex.log import get_logger
 from nanodex.paths import atomic_write_text
 
@@ -66,7 +67,8 @@ def read_existing(out_dir: Path) -> dict[str, StoredNode]:
     for p in sorted(out_dir.glob("*.json")):
         try:
             data = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        except (OSError, ValueError) as err:
+            log.warning("node file %s is damaged (%s): it is written again", p, err.__class__.__name__)
             continue
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             continue
@@ -113,13 +115,25 @@ def write_node(
 
 
 def load_nodes(out_dir: str | Path) -> list[dict]:
-    """All node files of a brain folder, as dicts (the reader later stages use)."""
+    """All node files of a brain folder, as dicts (the reader later stages use).
+
+    A node file that cannot be read or parsed is an error, not a skip: dropping it would change
+    what later stages produce with no word said. JSON files of another format are not nodes and
+    are left alone.
+    """
     out = []
     for p in sorted(Path(out_dir).glob("*.json")):
         try:
             data = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
+        except (OSError, ValueError) as err:  # ValueError covers UnicodeDecodeError
+            raise NanodexError(
+                f"brain node file {p} is damaged ({err.__class__.__name__}: {str(err)[:80]})",
+                "re-run `make brain` to rewrite it (or delete the file first)",
+            ) from err
         if isinstance(data, dict) and data.get("format") == FORMAT:
+            if not isinstance(data.get("id"), str) or not isinstance(data.get("type"), str):
+                raise NanodexError(
+                    f"brain node file {p} has no id or type", "re-run `make brain` to rewrite it"
+                )
             out.append(data)
     return out

@@ -22,10 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from brain.config import BrainConfig, SearchConfig, embeddings_path
+from brain.config import BrainConfig, SearchConfig, embeddings_path, rerank_path
 from brain.embed import load_embeddings, model_tag
-from brain.index import COLUMNS, open_index
-from brain.text import code_identifiers, query_terms
+from brain.index import COLUMNS, EDGE_KINDS, open_index
+from brain.intent import ROLES, Intent, path_role, read_intent
+from brain.rerank import FEATURES, default_weights, load_model
+from brain.text import code_identifiers, query_terms, split_identifier
 from extractor.graph import Graph
 from nanodex.config import load_config
 from nanodex.errors import NanodexError, run_main
@@ -55,7 +57,9 @@ class Hit:
 class Searcher:
     """Loads the index (and embeddings, when present) once; answers many questions."""
 
-    def __init__(self, cfg: BrainConfig, *, encoder: object | None = None, dense: bool = True) -> None:
+    def __init__(
+        self, cfg: BrainConfig, *, encoder: object | None = None, dense: bool = True, use_model: bool = True
+    ) -> None:
         self.cfg = cfg
         self.scfg: SearchConfig = cfg.search
         if self.scfg.fusion not in ("score", "rrf"):
@@ -72,13 +76,39 @@ class Searcher:
         self.prior = np.zeros(n, dtype=np.float32)
         self.row_of: dict[str, int] = {}
         self._text_hash: dict[str, str] = {}
+        self.role = np.zeros(n, dtype=np.int8)  # index into brain.intent.ROLES
+        self.kind = np.zeros(n, dtype=np.int8)  # 0 other, 1 module, 2 class, 3 callable
+        self.name_words: list[frozenset[str]] = [frozenset()] * n
+        self.owner_words: list[frozenset[str]] = [frozenset()] * n
+        roles: dict[str, int] = {}
+        kinds = {"module": 1, "class": 2, "interface": 2, "function": 3, "method": 3}
         for r in rows:
             self.cards[r[0]] = r[1:8]
             self.prior[r[0]] = r[8]
             self.row_of[r[1]] = r[0]
             self._text_hash[r[1]] = r[9]
+            path = r[5]
+            if path not in roles:
+                roles[path] = ROLES.index(path_role(path))
+            self.role[r[0]] = roles[path]
+            self.kind[r[0]] = kinds.get(r[2], 0)
+            qual = r[4] or ""
+            self.name_words[r[0]] = _words(r[3] or "")
+            owner = qual[: -len(r[3])].rstrip(".") if r[3] and qual.endswith(r[3]) else ""
+            self.owner_words[r[0]] = _words(owner.rsplit(".", 1)[-1] if owner else Path(path).stem)
         self._load_graph(conn, n)
-        self._check_fresh(conn)
+        self.built_from = self._check_fresh(conn)
+        self.weights = default_weights(self.scfg)
+        self.model_meta: dict | None = None
+        if use_model:
+            model = load_model(rerank_path(cfg))
+            if model is not None:
+                if model.meta.get("graph_updated_at") != self.built_from:
+                    log.warning(
+                        "the reranker was fitted on another build of the graph (fix: run `python -m brain.rerank`)"
+                    )
+                self.weights = model.weights
+                self.model_meta = model.meta
         self._weights = ",".join(str(float(w)) for w in self._column_weights())
         self.vectors: np.ndarray | None = None
         self._tvectors: object | None = None
@@ -100,6 +130,14 @@ class Searcher:
         edges = np.array(conn.execute("SELECT src, dst, kind FROM adj").fetchall(), dtype=np.int64)  # type: ignore[attr-defined]
         if edges.size == 0:
             edges = np.zeros((0, 3), dtype=np.int64)
+        # raisers of each error class, and what each test/example exercises (calls + tests edges)
+        self.raisers: dict[int, list[int]] = {}
+        for a, b in edges[edges[:, 2] == EDGE_KINDS["throws"]][:, :2].tolist():
+            self.raisers.setdefault(b, []).append(a)
+        self.exercises: dict[int, list[int]] = {}
+        use = (edges[:, 2] == EDGE_KINDS["calls"]) | (edges[:, 2] == EDGE_KINDS["tests"])
+        for a, b in edges[use][:, :2].tolist():
+            self.exercises.setdefault(a, []).append(b)
         src = np.concatenate([edges[:, 0], edges[:, 1]])
         dst = np.concatenate([edges[:, 1], edges[:, 0]])
         w = np.concatenate([_EDGE_WEIGHT[edges[:, 2]], _EDGE_WEIGHT[edges[:, 2]]])
@@ -110,13 +148,15 @@ class Searcher:
         np.add.at(self.adj_ptr, src + 1, 1)
         self.adj_ptr = np.cumsum(self.adj_ptr)
 
-    def _check_fresh(self, conn: object) -> None:
+    def _check_fresh(self, conn: object) -> object:
+        """The graph build the index was made from (warns when the graph has changed since)."""
         meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())  # type: ignore[attr-defined]
         built_from = json.loads(meta.get("graph_updated_at", "null"))
         with Graph(self.cfg.graph) as graph:  # also the "run make extract" error when it is gone
             current = graph.meta("updated_at")
         if built_from != current:
             log.warning("the search index is older than the graph (fix: run `make brain`)")
+        return built_from
 
     def _load_vectors(self, n: int) -> None:
         path = embeddings_path(self.cfg)
@@ -210,30 +250,167 @@ class Searcher:
             (r, v) for r, v in zip(rows.tolist(), vals.tolist(), strict=True) if self.cards[r] is not None
         ]
 
+    def raise_sites(self, intent: Intent, limit: int = 20) -> dict[int, float]:
+        """Code whose body holds the question's quoted (error) text, and raisers of a named error.
+
+        Quoted text goes to the FTS5 body column with every content word required, so a pasted
+        message finds the `raise` that formats it; `SomeError` finds the error class by exact
+        name and then its raisers over the graph's throws edges.
+        """
+        out: dict[int, float] = {}
+        for quote in intent.quotes[:3]:
+            terms = [t for t in query_terms(quote) if len(t) > 2][:8]
+            if len(terms) < 2:
+                continue
+            match = "body : (" + " AND ".join('"' + t.replace('"', "") + '"' for t in terms) + ")"
+            found = self.conn.execute(
+                f"SELECT rowid FROM fts WHERE fts MATCH ? ORDER BY bm25(fts, {self._weights}) LIMIT ?",
+                (match, limit),
+            ).fetchall()
+            for rank, (row,) in enumerate(found):
+                out[row] = max(out.get(row, 0.0), 1.0 / (rank + 1))
+        for err in (intent.errors + [t.rsplit(".", 1)[-1] for t in intent.identifiers])[:6]:
+            for (row,) in self.conn.execute("SELECT rowid FROM cards WHERE name = ? LIMIT 5", (err,)):
+                for raiser in self.raisers.get(row, [])[:limit]:
+                    out[raiser] = max(out.get(raiser, 0.0), 0.5)
+        return out
+
+    def features(self, question: str, qvec: np.ndarray | None = None) -> tuple[list[int], np.ndarray]:
+        """The rerank pool of a question and its feature matrix (columns: brain.rerank.FEATURES).
+
+        The pool is the best `rerank_pool` hits by the default fused score, every exact-name and
+        raise-site hit, and the library code that tests or examples in the pool exercise (a
+        test that matches the question lends its evidence to the function it calls).
+        """
+        s = self.scfg
+        intent = read_intent(question)
+        n_cand = s.candidates
+        lex_hits = self.lexical(question, n_cand)
+        lex = _normalized(lex_hits, n_cand)
+        lex_rank = {row: 1.0 / (rank + 1) for rank, (row, _) in enumerate(lex_hits)}
+        exact = {row: 1.0 / (rank + 1) for rank, row in enumerate(self.exact(question))}
+        raised = self.raise_sites(intent)
+        sims: np.ndarray | None = None
+        dense_lo, dense_hi = 0.0, 1.0
+        if self.vectors is not None:
+            vec = qvec if qvec is not None else self.encode(question)
+            dense_hits = self.dense(vec, n_cand)
+            if dense_hits:
+                dense_hi = dense_hits[0][1]
+                dense_lo = dense_hits[-1][1] if len(dense_hits) >= n_cand else min(0.0, dense_hits[-1][1])
+            den = _normalized(dense_hits, n_cand)
+            qv = np.ascontiguousarray(vec, dtype=np.float32)
+        else:
+            den = {}
+        fused: dict[int, float] = {}
+        for src, w in (
+            (lex, s.lexical_weight),
+            (den, s.dense_weight),
+            (exact, s.exact_weight),
+            (raised, s.raise_weight),
+        ):
+            for row, v in src.items():
+                fused[row] = fused.get(row, 0.0) + w * v
+        best = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))[: s.rerank_pool]
+        pool: dict[int, float] = dict(best)
+        for row in list(exact) + list(raised):
+            pool.setdefault(row, fused.get(row, 0.0))
+        top = max(pool.values(), default=0.0) or 1.0
+        evidence: dict[int, float] = {}
+        for row, score in best:
+            if self.role[row] == 0:
+                continue
+            for dst in self.exercises.get(row, []):
+                if self.role[dst] == 0 and self.cards[dst] is not None:
+                    evidence[dst] = max(evidence.get(dst, 0.0), score / top)
+        for row in sorted(evidence, key=lambda r: (-evidence[r], r))[: s.rerank_pool]:
+            pool.setdefault(row, fused.get(row, 0.0))
+        rows = sorted(pool)
+        if self.vectors is not None and rows:
+            cos = self.vectors[rows] @ qv
+            span = dense_hi - dense_lo
+            sims = np.clip((cos - dense_lo) / span, 0.0, 1.0) if span > 0 else np.ones(len(rows))
+        qwords = _words(" ".join(query_terms(question)))
+        # a test or example named in the question is asked about (`test_take`, `TestCart`)
+        named_tests = {
+            r for r in exact if self.role[r] != 0 and str(self.cards[r][2]).lower().startswith("test")
+        }
+        x = np.zeros((len(rows), len(FEATURES)), dtype=np.float32)
+        graph_pool = dict(best[: s.graph_pool])
+        for i, row in enumerate(rows):
+            a, b = self.adj_ptr[row], self.adj_ptr[row + 1]
+            neighbour = 0.0
+            for dst, w in zip(self.adj_dst[a:b].tolist(), self.adj_w[a:b].tolist(), strict=True):
+                if dst != row and dst in graph_pool:
+                    neighbour = max(neighbour, w * graph_pool[dst])
+            nw, ow = self.name_words[row], self.owner_words[row]
+            role = ROLES[self.role[row]]
+            x[i] = (
+                lex.get(row, 0.0),
+                sims[i] if sims is not None else 0.0,
+                exact.get(row, 0.0),
+                neighbour,
+                self.prior[row],
+                0.0 if intent.role_ok(role) or row in named_tests else 1.0,
+                evidence.get(row, 0.0),
+                raised.get(row, 0.0),
+                len(nw & qwords) / len(nw) if nw else 0.0,
+                len(ow & qwords) / len(ow) if ow else 0.0,
+                self.kind[row] == 1,
+                self.kind[row] == 2,
+                self.kind[row] == 3,
+                lex_rank.get(row, 0.0),
+            )
+        return rows, x
+
     # ---- fusion ------------------------------------------------------------------------------
     def search(
         self, question: str, k: int | None = None, mode: str = "hybrid", qvec: np.ndarray | None = None
     ) -> list[Hit]:
-        """The top `k` nodes for `question` (mode: hybrid, lexical or dense)."""
+        """The top `k` nodes for `question` (mode: hybrid, lexical or dense).
+
+        hybrid: the rerank pool (`features`) ordered by the reranker's weights (fitted by
+        `python -m brain.rerank` when its model is beside the graph, else the defaults);
+        lexical and dense: that ranker alone (lexical with exact-name hits), for comparison.
+        """
         if mode not in MODES:  # checked here too: the Python API is used by later stages
             raise NanodexError(f"unknown search mode '{mode}'", f"use one of: {', '.join(MODES)}")
         k = k or self.scfg.k
+        if mode == "hybrid":
+            rows, x = self.features(question, qvec)
+            if not rows:
+                return []
+            scores = x @ self.weights
+            # @overload stubs and redefinitions share a name: one slot, shown as the longest span
+            best: dict[tuple[str, str], tuple[float, int]] = {}
+            for i, row in enumerate(rows):
+                card = self.cards[row]
+                assert card is not None
+                key = (card[4], card[3])
+                size = int(card[6]) - int(card[5])
+                old = best.get(key)
+                if old is None:
+                    best[key] = (float(scores[i]), row)
+                    continue
+                ocard = self.cards[old[1]]
+                assert ocard is not None
+                keep = row if size > int(ocard[6]) - int(ocard[5]) else old[1]
+                best[key] = (max(old[0], float(scores[i])), keep)
+            order = sorted(best.values(), key=lambda sr: (-sr[0], sr[1]))[:k]
+            return [self._hit(row, score) for score, row in order]
         s = self.scfg
         n_cand = max(s.candidates, k)
         ranked: list[tuple[float, list[tuple[int, float]]]] = []
         exact: list[int] = []
-        if mode in ("hybrid", "lexical"):
-            ranked.append((s.lexical_weight if mode == "hybrid" else 1.0, self.lexical(question, n_cand)))
+        if mode == "lexical":
+            ranked.append((1.0, self.lexical(question, n_cand)))
             exact = self.exact(question)
-        if mode in ("hybrid", "dense"):
-            if self.vectors is not None:
-                vec = qvec if qvec is not None else self.encode(question)
-                ranked.append((s.dense_weight if mode == "hybrid" else 1.0, self.dense(vec, n_cand)))
-            elif mode == "dense":
+        else:
+            if self.vectors is None:
                 raise NanodexError("no embeddings for dense search", "run `make brain-embed` first")
+            vec = qvec if qvec is not None else self.encode(question)
+            ranked.append((1.0, self.dense(vec, n_cand)))
         scores = self._fuse(ranked, exact, n_cand)
-        if mode == "hybrid" and scores:
-            scores = self._graph_boost(scores)
         best = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
         return [self._hit(row, score) for row, score in best]
 
@@ -266,31 +443,6 @@ class Searcher:
             scores[row] = scores.get(row, 0.0) + s.exact_weight * unit / (rank + 1)
         return scores
 
-    def _graph_boost(self, scores: dict[int, float]) -> dict[int, float]:
-        """Graph structure: hits next to other strong hits gain, and hubs gain a small prior.
-
-        Each of the best `graph_pool` fused hits gains `graph_weight` x (edge weight) x the score
-        of its strongest neighbour among them, so a method whose class, caller or callee also
-        matches the question moves up. Adding unmatched neighbours as new hits was measured
-        to lose recall (containers collect the score of all their members), so it is not done.
-        """
-        s = self.scfg
-        out = dict(scores)
-        if s.graph_weight > 0:
-            pool = dict(sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[: s.graph_pool])
-            for row in pool:
-                a, b = self.adj_ptr[row], self.adj_ptr[row + 1]
-                best = 0.0
-                for dst, w in zip(self.adj_dst[a:b].tolist(), self.adj_w[a:b].tolist(), strict=True):
-                    if dst != row and dst in pool:
-                        best = max(best, w * pool[dst])
-                out[row] += s.graph_weight * best
-        if s.centrality_weight > 0:
-            unit = 1.0 if s.fusion != "rrf" else 1.0 / (s.rrf_k + 1)
-            for row in out:
-                out[row] += s.centrality_weight * unit * float(self.prior[row])
-        return out
-
     def _hit(self, row: int, score: float) -> Hit:
         c = self.cards[row]
         assert c is not None
@@ -306,6 +458,25 @@ class Searcher:
         self.close()
 
 
+def _normalized(hits: list[tuple[int, float]], n: int) -> dict[int, float]:
+    """Min-max normalized scores of a ranked list (a short list: the unlisted rest scored 0)."""
+    if not hits:
+        return {}
+    top = hits[0][1]
+    low = hits[-1][1] if len(hits) >= n else min(0.0, hits[-1][1])
+    span = top - low
+    return {row: (v - low) / span if span > 0 else 1.0 for row, v in hits}
+
+
+def _words(text: str) -> frozenset[str]:
+    """Lower-case words of names and text, plural `s` dropped, for name-match features."""
+    out = set()
+    for w in split_identifier(text.replace(".", "_").replace(" ", "_")):
+        if len(w) > 1 and not w.isdigit():
+            out.add(w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w)
+    return frozenset(out)
+
+
 def _questions(path: str) -> list[str]:
     p = Path(path)
     if not p.is_file():
@@ -316,6 +487,9 @@ def _questions(path: str) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m brain.search", description=__doc__.split("\n\n")[0])
     ap.add_argument("question", nargs="?", help="the question (omit with --batch)")
+    ap.add_argument(
+        "--question", dest="question_flag", metavar="TEXT", help="the question, as every stage names it"
+    )
     ap.add_argument("--config", help="YAML config (default: built-in defaults, see config/brain.yaml)")
     ap.add_argument("--graph", help="code graph (its search index and embeddings lie beside it)")
     ap.add_argument("--k", type=int, help="number of results (overrides search.k)")
@@ -325,6 +499,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("-v", "--verbose", action="store_true", help="debug logs")
     args = ap.parse_args(argv)
     setup_logging(args.verbose)
+    args.question = args.question_flag or args.question
     if not args.batch and not args.question:
         ap.error("give a question or --batch FILE")
     cfg = load_config(BrainConfig, args.config, {"graph": args.graph})

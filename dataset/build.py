@@ -24,7 +24,7 @@ from dataset.facts import Aspect, FactBuilder
 from dataset.knowledge import Knowledge, load_knowledge
 from dataset.negatives import NegativeMaker
 from dataset.selection import Pick, norm_prompt, select
-from dataset.split import eval_facts
+from dataset.split import crossing, eval_facts
 from dataset.stats import summarize
 from dataset.validate import bad_citations, leaks, present_negatives, schema_errors
 from nanodex.errors import NanodexError
@@ -153,6 +153,7 @@ def build_dataset(cfg: DatasetConfig, paraphraser: object | None = None) -> dict
         aspects = [a for a in aspects if _grounded(a, memo[id(a)] or "", k)]
         picks, short, ambiguous = select(aspects, cfg)
         rows: list[dict[str, Any]] = []
+        parts: dict[str, list[str]] = {}  # row id -> answer parts, rebuilt around the code shown
         for kind in KINDS:
             for p in picks[kind]:
                 a = p.aspect
@@ -160,6 +161,7 @@ def build_dataset(cfg: DatasetConfig, paraphraser: object | None = None) -> dict
                 rows.append(
                     make_row(kind, a.fact, p.prompt, answer, a.refs, subject=a.subject, aspect=a.aspect)
                 )
+                parts[rows[-1]["id"]] = a.parts
         seen = {norm_prompt(r["prompt"]) for r in rows}
         negs, neg_short = _negatives(k, cfg, picks, seen)
         short.update(neg_short)
@@ -181,15 +183,18 @@ def build_dataset(cfg: DatasetConfig, paraphraser: object | None = None) -> dict
                 log.warning("dropped negative %s: %s exists", r["id"], r["absent"])
             else:
                 good.append(r)
-        held = eval_facts({r["fact"] for r in good}, cfg.seed, cfg.eval_fraction)
+        held = eval_facts(good, cfg.seed, cfg.eval_fraction)
         random.Random(cfg.seed).shuffle(good)
         train = [r for r in good if r["fact"] not in held]
         evals = [r for r in good if r["fact"] in held]
+        cross = {id(r) for r in crossing(train, evals)}  # no held-out fact's refs in a training row
+        dropped["negative_crossing_split"] = len(cross)
+        train = [r for r in train if id(r) not in cross]
         if not train:
             raise NanodexError(
                 "the dataset has no training rows", "check the brain nodes (`make brain`) and counts"
             )
-        context = _add_context(k, cfg, train, evals)
+        context = _add_context(k, cfg, train, evals, parts)
         stats = summarize(
             train,
             evals,
@@ -212,23 +217,44 @@ def build_dataset(cfg: DatasetConfig, paraphraser: object | None = None) -> dict
         )
     finally:
         k.graph.close()
-    _write_jsonl(cfg.out_jsonl, train)
-    _write_jsonl(cfg.eval_jsonl, evals)
-    atomic_write_text(cfg.stats_json, json.dumps(stats, indent=1, sort_keys=True) + "\n")
+    _write_set(cfg, train, evals, stats)
     return stats
 
 
+def _write_set(
+    cfg: DatasetConfig, train: list[dict[str, Any]], evals: list[dict[str, Any]], stats: dict[str, Any]
+) -> None:
+    """Write train, eval, then stats.json, which records the sha256 of the other two.
+
+    Three renames cannot be one atomic step; a run killed between them leaves a new file beside
+    old ones. stats.json goes last and names the hashes, so a reader (trainer.data.load_rows)
+    finds a mixed set and says so instead of training on it.
+    """
+    hashes: dict[str, str] = {}
+    stats_dir = Path(cfg.stats_json).resolve().parent
+    for path, rows in ((cfg.out_jsonl, train), (cfg.eval_jsonl, evals)):
+        text = _write_jsonl(path, rows)
+        if Path(path).resolve().parent == stats_dir:
+            hashes[Path(path).name] = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    stats["outputs_sha256"] = hashes
+    atomic_write_text(cfg.stats_json, json.dumps(stats, indent=1, sort_keys=True) + "\n")
+
+
 def _add_context(
-    k: Knowledge, cfg: DatasetConfig, train: list[dict[str, Any]], evals: list[dict[str, Any]]
+    k: Knowledge,
+    cfg: DatasetConfig,
+    train: list[dict[str, Any]],
+    evals: list[dict[str, Any]],
+    parts: dict[str, list[str]],
 ) -> dict[str, int]:
     """Code context for `context.share` of the rows (after the split: held-out rows get what
     search retrieves, training rows the code they cite); counts of what was done."""
     if cfg.context.share <= 0:
         return {}
     with _searcher(cfg) as searcher:
-        maker = ContextMaker(k.graph, searcher, cfg.context, cfg.seed)
-        maker.add(train, held_out=False)
-        maker.add(evals, held_out=True)
+        maker = ContextMaker(k, searcher, cfg.context, cfg.max_answer_tokens, cfg.seed)
+        maker.add(train, parts, held_out=False)
+        maker.add(evals, parts, held_out=True)
     return maker.counts
 
 
@@ -251,7 +277,8 @@ def _reword(rows: list[dict[str, Any]], cfg: DatasetConfig, paraphraser: Any) ->
     return done, rejected
 
 
-def _write_jsonl(path: str, rows: list[dict[str, Any]]) -> None:
+def _write_jsonl(path: str, rows: list[dict[str, Any]]) -> str:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
     atomic_write_text(path, text)
+    return text

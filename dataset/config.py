@@ -42,16 +42,20 @@ class LLMParaphraseConfig:
 
 @dataclass
 class ContextConfig:
-    """Code context in the rows' prompts (RAFT-style, see dataset/context.py); off at share 0.
+    """Code in the rows' prompts, as `make query` sends it (RAFT-style, see dataset/context.py).
 
-    Rows with context are ~5x longer: train them with max_seq_len >= 1024 (and on a CPU a
-    smaller batch), else the trainer truncates them."""
+    On by default: an adapter trained on bare questions learned to ignore the code it is served
+    with. The code budget is what sizes training memory and time on a CPU (see
+    config/dataset.yaml for the measured numbers)."""
 
-    share: float = 0.0  # share of train and eval rows (seeded) that show code
-    tokens: int = 600  # budget of the code shown (estimated at 3 bytes per token)
-    max_block_lines: int = 30  # a longer cited span is cut, and its citation follows the cut
+    share: float = 1.0  # share of train and eval rows (seeded) that show code; 0 = bare questions
+    absent_share: float = 0.2  # positive training rows whose answering code is left out ("not shown")
+    tokens: int = 240  # budget of the code shown (estimated at 3 bytes per token)
+    max_block_lines: int = 16  # a longer span is cut, and its citation follows the cut
+    cited_blocks: int = 1  # other spans the answer cites, shown beside the subject's code
     distractors: int = 2  # blocks search finds for the question, shown beside the cited code
-    search_k: int = 5  # search hits considered (held-out rows show only these, as `make query` does)
+    search_k: int = 5  # search hits considered (held-out rows show these, as `make query` does)
+    search_mode: str = "lexical"  # the dense index (`make brain-embed`) is optional at dataset time
 
 
 @dataclass

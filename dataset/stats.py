@@ -102,8 +102,10 @@ def report(stats: dict[str, Any]) -> str:
     ctx = stats.get("context")
     if ctx:
         lines.append(
-            f"code context: train {ctx['train']} rows, eval {ctx['eval']} rows "
-            f"({ctx['cited_code_too_long']} kept the bare question: cited code over the budget)"
+            f"code context: train {ctx['train']} rows ({ctx['train_absent']} with the answering code left out,"
+            f" {ctx['train_negative']} negatives), eval {ctx['eval']} rows (search showed the answering code"
+            f" for {ctx['eval_code_shown']}, not for {ctx['eval_absent']}; {ctx['eval_negative']} negatives);"
+            f" {ctx['bare']} kept the bare question (no code fit the budget)"
         )
     for reason in stats.get("shortfalls", {}).values():
         lines.append(f"short: {reason}")

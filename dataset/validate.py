@@ -47,12 +47,21 @@ def schema_errors(row: dict[str, Any]) -> list[str]:
     if citations_of(row["response"]) != row["citations"]:
         errs.append("citations differ from the ones in the response")
     msgs = row["messages"]
+    labels = row.get("context") or []
+    user = msgs[0].get("content", "") if msgs and isinstance(msgs[0], dict) else ""
+    asked = (
+        user.endswith(f"Question: {row['prompt'].strip()}") and all(f"{lb}\n```" in user for lb in labels)
+        if labels  # the query CLI's form (answer.prompt): instruction, labelled code, question
+        else user == row["prompt"]
+    )
     if (
         len(msgs) != 2
-        or msgs[0] != {"role": "user", "content": row["prompt"]}
+        or not isinstance(msgs[0], dict)
+        or msgs[0].get("role") != "user"
+        or not asked
         or msgs[1] != {"role": "assistant", "content": row["response"]}
     ):
-        errs.append("messages must be [user: prompt, assistant: response]")
+        errs.append("messages must be [user: prompt (with the code of `context`), assistant: response]")
     if row["negative"] and not isinstance(row.get("absent"), str):
         errs.append("a negative row names the `absent` identifier")
     return errs

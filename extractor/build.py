@@ -23,11 +23,13 @@ from pathlib import Path
 
 from extractor import coverage, languages, store
 from extractor.config import ExtractConfig
+from extractor.graph import DAMAGED, FOLDER, FOREIGN, graph_state
 from extractor.modules import ModuleIndex
 from extractor.parse import NODE_NAME, NODE_TYPE, FileFacts, parse_file
 from extractor.resolve import resolve_facts, resolve_files
 from extractor.walk import SourceFile, walk
 from nanodex.errors import NanodexError
+from nanodex.git import git
 from nanodex.log import get_logger, progress
 from nanodex.paths import atomic_path
 
@@ -84,16 +86,43 @@ def _git_commit(root: Path) -> str | None:
     ignores `root` (a package installed in a project's venv: the project's commit says nothing
     about this code)."""
 
-    def git(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10)
-
     try:
-        head = git("rev-parse", "HEAD")
-        if head.returncode != 0 or git("check-ignore", "-q", ".").returncode == 0:
+        head = git(root, "rev-parse", "HEAD", text=True, timeout=10)
+        if head.returncode != 0 or git(root, "check-ignore", "-q", ".", timeout=10).returncode == 0:
             return None
     except (OSError, subprocess.SubprocessError):
         return None
     return head.stdout.strip() or None
+
+
+def _check_out(out: Path, force_full: bool) -> None:
+    """Refuse an output path that is not a graph: never overwrite a folder or someone's file.
+
+    A damaged graph (cut off, a table gone, another schema version) is rebuilt only on --full.
+    """
+    state, why = graph_state(out)
+    if state == FOLDER:
+        raise NanodexError(
+            f"--out {out} is a folder, not a graph file",
+            f"pass a file path, e.g. --out {out / 'graph.sqlite'}",
+        )
+    if state == FOREIGN:
+        raise NanodexError(
+            f"--out {out} exists and is not a nanodex code graph ({why}); refusing to overwrite it",
+            "pass another --out, or move that file away",
+        )
+    if state == DAMAGED:
+        if not force_full:
+            raise NanodexError(
+                f"graph {out} is damaged or from another version: {why}",
+                "rebuild it with --full (`make extract ... --full`); the damaged file is then replaced",
+            )
+        log.warning("replacing damaged graph %s (%s)", out, why)
+    for parent in out.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise NanodexError(f"--out {out}: {parent} is not a folder", "pass a path inside a folder")
+            break
 
 
 def _indexed_files(graph: Path) -> dict[str, tuple[int, int]] | None:
@@ -273,6 +302,7 @@ def _extract(cfg: ExtractConfig, force_full: bool) -> BuildReport:
             "use_scip: SCIP indexes are not supported yet", "set use_scip: false in the extract config"
         )
     root = root.resolve()
+    _check_out(Path(cfg.out_graph), force_full)
     langs = languages.expand(cfg.languages)
     for name in langs:
         languages.query(name)  # fail early, with the install hint, if a grammar or query is missing
@@ -295,21 +325,26 @@ def _extract(cfg: ExtractConfig, force_full: bool) -> BuildReport:
     fingerprint = _fingerprint(cfg, root, langs)
     workers = cfg.workers or os.cpu_count() or 1
 
-    if out.exists() and not force_full:
-        conn = store.connect(out)
-        if store.get_meta(conn, "fingerprint") == fingerprint:
-            try:
-                report = _update(conn, root, walked.files, workers)
-                _finish(conn, report, walked.skipped, root, fingerprint, cov)
-                conn.commit()
-            except BaseException:
-                conn.rollback()
-                raise
-            finally:
-                conn.close()
-            report.seconds = time.perf_counter() - t0
-            return report
-        conn.close()
+    if out.exists() and out.stat().st_size > 0 and not force_full:
+        try:
+            conn = store.connect(out)
+            if store.get_meta(conn, "fingerprint") == fingerprint:
+                try:
+                    report = _update(conn, root, walked.files, workers)
+                    _finish(conn, report, walked.skipped, root, fingerprint, cov)
+                    conn.commit()
+                except BaseException:
+                    conn.rollback()
+                    raise
+                finally:
+                    conn.close()
+                report.seconds = time.perf_counter() - t0
+                return report
+            conn.close()
+        except sqlite3.DatabaseError as err:  # damage the header check could not see
+            raise NanodexError(
+                f"graph {out} is damaged: {err}", "rebuild it with --full (`make extract ... --full`)"
+            ) from err
         log.info("graph settings changed since the last run: full rebuild")
 
     with atomic_path(out) as tmp:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from nanodex.paths import DEFAULT_GRAPH
+
 
 @dataclass
 class ExtractConfig:
@@ -15,7 +17,7 @@ class ExtractConfig:
     )
     use_scip: bool = False  # reserved: SCIP indexes are not read yet; true is rejected with a message
     exclude: list[str] = field(default_factory=list)  # gitignore-style globs, on top of .gitignore
-    out_graph: str = "brain/graph.sqlite"
+    out_graph: str = str(DEFAULT_GRAPH)
     max_file_bytes: int = 1_000_000  # larger files are skipped and counted
     workers: int = 0  # parse processes; 0 = one per core
     respect_gitignore: bool = True

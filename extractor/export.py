@@ -11,7 +11,7 @@ from pathlib import Path
 
 from extractor.graph import Graph
 from nanodex.errors import run_main
-from nanodex.paths import atomic_path
+from nanodex.paths import DEFAULT_GRAPH, atomic_path
 
 
 def records(graph: Graph):
@@ -24,7 +24,7 @@ def records(graph: Graph):
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m extractor.export", description=__doc__)
-    ap.add_argument("--graph", default="brain/graph.sqlite", help="graph database (default: %(default)s)")
+    ap.add_argument("--graph", default=str(DEFAULT_GRAPH), help="graph database (default: %(default)s)")
     ap.add_argument(
         "--format", choices=("json", "jsonl"), default="jsonl", help="output format (default: %(default)s)"
     )

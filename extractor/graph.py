@@ -47,20 +47,117 @@ class GraphEdge:
     meta: dict
 
 
+# The graph's schema version (extractor.store writes it); a graph with another one is rebuilt.
+SCHEMA_VERSION = "1"
+# Tables and columns the readers rely on: a graph missing any of them is damaged.
+REQUIRED_COLUMNS: dict[str, frozenset[str]] = {
+    "meta": frozenset({"key", "value"}),
+    "files": frozenset({"path", "sha256", "bytes", "lang", "mtime_ns", "lines", "parse_errors"}),
+    "nodes": frozenset(c.strip() for c in _COLS.split(",")),
+    "edges": frozenset({"src_id", "dst_id", "kind", "src_path", "meta_json"}),
+    "refs": frozenset({"path", "src_id", "kind", "name", "receiver", "line", "via"}),
+    "imports": frozenset({"path", "module", "name", "alias", "wildcard", "line"}),
+    "skipped": frozenset({"path", "reason"}),
+}
+SQLITE_MAGIC = b"SQLite format 3\x00"
+DAMAGED_FIX = "rebuild it: `make extract --full` (python -m extractor --full)"
+
+# graph_state() verdicts
+MISSING, EMPTY, FOLDER, FOREIGN, DAMAGED, OK = "missing", "empty", "folder", "foreign", "damaged", "ok"
+
+
+def _truncated(path: Path, head: bytes) -> bool:
+    """Whether the file is shorter than the page count its SQLite header records (a cut-off copy).
+
+    The header's page count is valid only when its `version-valid-for` field equals the change
+    counter (SQLite file format, header offsets 24, 28 and 92); otherwise nothing is claimed.
+    """
+    if len(head) < 100:
+        return True
+    page_size = int.from_bytes(head[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(head[28:32], "big")
+    if head[24:28] != head[92:96] or pages == 0:
+        return False
+    return path.stat().st_size < page_size * pages
+
+
+def graph_state(path: str | Path) -> tuple[str, str]:
+    """What sits at `path`: (MISSING|EMPTY|FOLDER|FOREIGN|DAMAGED|OK, why).
+
+    FOREIGN is a file that is not a nanodex graph at all (never to be overwritten); DAMAGED is a
+    nanodex graph that is cut off, corrupt, lacks a table or column, or has another schema
+    version (rebuilt with --full). Cheap: reads the header and the schema, not the rows.
+    """
+    p = Path(path)
+    if not p.exists() and not p.is_symlink():
+        return MISSING, ""
+    if p.is_dir():
+        return FOLDER, "a folder"
+    if not p.is_file():
+        return FOREIGN, "not a regular file"
+    try:
+        with p.open("rb") as fh:
+            head = fh.read(100)
+    except OSError as err:
+        return DAMAGED, f"unreadable ({err.strerror or err.__class__.__name__})"
+    if not head:
+        return EMPTY, "an empty file"
+    if not head.startswith(SQLITE_MAGIC):
+        return FOREIGN, "not a SQLite database"
+    if _truncated(p, head):
+        return DAMAGED, "the file is cut off (shorter than its header says)"
+    try:
+        conn = sqlite3.connect(f"file:{p}?mode=ro", uri=True)
+        try:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if not tables & {"meta", "nodes"}:
+                return FOREIGN, "a SQLite database without the graph's tables"
+            missing: list[str] = []
+            for table, cols in REQUIRED_COLUMNS.items():
+                have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+                if not have:
+                    missing.append(f"table {table}")
+                elif cols - have:
+                    missing.append(f"{table}.{', '.join(sorted(cols - have))}")
+            if missing:
+                return DAMAGED, f"missing {'; '.join(missing)}"
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            version = row[0] if row else None
+            if version != SCHEMA_VERSION:
+                return DAMAGED, f"schema version {version!r}, this nanodex reads {SCHEMA_VERSION!r}"
+        finally:
+            conn.close()
+    except (sqlite3.DatabaseError, UnicodeDecodeError) as err:
+        return DAMAGED, str(err)
+    return OK, ""
+
+
+def check_graph(path: str | Path) -> Path:
+    """`path` if it holds a usable graph, else the one-line error for what is there instead."""
+    p = Path(path)
+    state, why = graph_state(p)
+    if state in (MISSING, EMPTY):
+        raise NanodexError(f"code graph not found: {p}", "run `make extract REPO=<repo>` first")
+    if state == FOLDER:
+        raise NanodexError(
+            f"code graph {p} is a folder", "pass the graph file, e.g. --graph brain/graph.sqlite"
+        )
+    if state == FOREIGN:
+        raise NanodexError(
+            f"{p} is not a nanodex code graph ({why})", "pass the graph file `make extract` wrote"
+        )
+    if state == DAMAGED:
+        raise NanodexError(f"graph {p} is damaged or from another version: {why}", DAMAGED_FIX)
+    return p
+
+
 class Graph:
     """A read-only view of brain/graph.sqlite."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise NanodexError(f"code graph not found: {self.path}", "run `make extract REPO=<repo>` first")
+        self.path = check_graph(path)
         self.conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
-        try:
-            self.conn.execute("SELECT 1 FROM nodes LIMIT 1")
-        except sqlite3.DatabaseError as err:
-            raise NanodexError(
-                f"{self.path} is not a nanodex code graph ({err})", "run `make extract` to rebuild it"
-            ) from err
 
     def close(self) -> None:
         self.conn.close()

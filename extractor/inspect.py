@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from extractor.graph import Graph
 from nanodex.errors import run_main
+from nanodex.paths import DEFAULT_GRAPH
 
 
 def summarize(graph: Graph) -> dict:
@@ -51,7 +52,7 @@ def _table(title: str, counts: dict) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m extractor.inspect", description=__doc__)
-    ap.add_argument("--graph", default="brain/graph.sqlite", help="graph database (default: %(default)s)")
+    ap.add_argument("--graph", default=str(DEFAULT_GRAPH), help="graph database (default: %(default)s)")
     ap.add_argument("--json", action="store_true", help="print the summary as JSON")
     ap.add_argument(
         "-v", "--verbose", action="store_true", help="also list skipped files and files with parse errors"

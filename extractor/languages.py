@@ -6,6 +6,7 @@ language is one `LanguageSpec` plus one `.scm` file.
 
 from __future__ import annotations
 
+import builtins
 import importlib
 import re
 from dataclasses import dataclass, field
@@ -36,6 +37,16 @@ class LanguageSpec:
     class_scoped_calls: bool = False  # Java/C++: an unqualified call may be a method of the class
     package_is_dir: bool = False  # Go/Java: files in one folder share their top-level names
     case_module_files: tuple[str, ...] = field(default=())  # index files (index.js, mod.rs, __init__.py)
+    local_imports: bool = False  # Python: an import inside a function binds a local name
+    rebinding_defs: bool = False  # Python: a later def of a name in one scope replaces the earlier
+    # Resolution conventions (extractor/rules.py):
+    module_separator: str = "/"  # joins an import's module and name into a submodule path
+    import_binds_last_segment: bool = False  # Go/Rust: `import "a/b/c"` binds `c`
+    package_submodules: bool = False  # Python: `import a.b` binds `a`; `a.b` may be a submodule
+    link_time_globals: bool = False  # C/C++: includes bring names; bare names link across files
+    named_receiver: bool = False  # Go: a method names its receiver (`func (s *T)`)
+    typed_receivers: bool = False  # Python: receivers may be type expressions (extractor/receivers.py)
+    builtin_types: frozenset[str] = frozenset()  # receivers naming built-ins: never repo code
 
     @property
     def query_path(self) -> Path:
@@ -43,6 +54,68 @@ class LanguageSpec:
 
 
 _C_DOCS = ("///", "//!", "/**", "//", "/*")
+# Built-in types a declared type or receiver may name (never repository code).
+_JS_BUILTINS = frozenset(
+    [
+        "string",
+        "number",
+        "boolean",
+        "any",
+        "unknown",
+        "object",
+        "bigint",
+        "symbol",
+        "never",
+        "void",
+        "Array",
+        "ReadonlyArray",
+        "Map",
+        "Set",
+        "WeakMap",
+        "WeakSet",
+        "Promise",
+        "Date",
+        "RegExp",
+        "Error",
+        "Object",
+        "String",
+        "Number",
+        "Boolean",
+        "JSON",
+        "Math",
+        "Record",
+        "Partial",
+        "Readonly",
+        "console",
+    ]
+)
+_JAVA_BUILTINS = frozenset(
+    [
+        "String",
+        "Object",
+        "StringBuilder",
+        "Integer",
+        "Long",
+        "Double",
+        "Float",
+        "Boolean",
+        "Character",
+        "Byte",
+        "Short",
+        "Math",
+        "System",
+        "Thread",
+        "Class",
+        "Iterable",
+        "Comparable",
+        "Runnable",
+        "Number",
+        "Throwable",
+        "Exception",
+        "RuntimeException",
+        "Error",
+    ]
+)
 
 LANGUAGES: dict[str, LanguageSpec] = {
     spec.name: spec
@@ -56,6 +129,12 @@ LANGUAGES: dict[str, LanguageSpec] = {
             test_path=r"(^|/)(test_[^/]*\.py|[^/]*_test\.py|conftest\.py)$",
             test_name=r"^test",
             case_module_files=("__init__.py",),
+            local_imports=True,
+            rebinding_defs=True,
+            module_separator=".",
+            package_submodules=True,
+            typed_receivers=True,
+            builtin_types=frozenset(dir(builtins)),
         ),
         LanguageSpec(
             "javascript",
@@ -67,6 +146,7 @@ LANGUAGES: dict[str, LanguageSpec] = {
             test_path=r"(\.(test|spec)\.[cm]?jsx?$|(^|/)__tests__/)",
             test_name=r".",
             case_module_files=("index.js", "index.jsx", "index.mjs"),
+            builtin_types=_JS_BUILTINS,
         ),
         LanguageSpec(
             "typescript",
@@ -79,6 +159,7 @@ LANGUAGES: dict[str, LanguageSpec] = {
             test_path=r"(\.(test|spec)\.tsx?$|(^|/)__tests__/)",
             test_name=r".",
             case_module_files=("index.ts", "index.tsx"),
+            builtin_types=_JS_BUILTINS,
         ),
         LanguageSpec(
             "tsx",
@@ -92,6 +173,7 @@ LANGUAGES: dict[str, LanguageSpec] = {
             test_path=r"(\.(test|spec)\.tsx?$|(^|/)__tests__/)",
             test_name=r".",
             case_module_files=("index.tsx", "index.ts"),
+            builtin_types=_JS_BUILTINS,
         ),
         LanguageSpec(
             "java",
@@ -104,6 +186,8 @@ LANGUAGES: dict[str, LanguageSpec] = {
             test_name=r"^test|.",
             class_scoped_calls=True,
             package_is_dir=True,
+            module_separator=".",
+            builtin_types=_JAVA_BUILTINS,
         ),
         LanguageSpec(
             "go",
@@ -114,6 +198,8 @@ LANGUAGES: dict[str, LanguageSpec] = {
             test_path=r"_test\.go$",
             test_name=r"^(Test|Benchmark|Example|Fuzz)",
             package_is_dir=True,
+            import_binds_last_segment=True,
+            named_receiver=True,
         ),
         LanguageSpec(
             "rust",
@@ -125,6 +211,8 @@ LANGUAGES: dict[str, LanguageSpec] = {
             test_path=r"(^|/)tests/[^/]*\.rs$",
             test_name=r"^test|.",
             case_module_files=("mod.rs", "lib.rs"),
+            module_separator="::",
+            import_binds_last_segment=True,
         ),
         LanguageSpec(
             "c",
@@ -134,6 +222,7 @@ LANGUAGES: dict[str, LanguageSpec] = {
             doc_comments=_C_DOCS,
             test_path=r"(^|/)tests?/|(^|/)test_[^/]*\.c$",
             test_name=r"^test",
+            link_time_globals=True,
         ),
         LanguageSpec(
             "cpp",
@@ -145,6 +234,7 @@ LANGUAGES: dict[str, LanguageSpec] = {
             test_path=r"(^|/)tests?/|(^|/)test_[^/]*\.(cpp|cc|cxx)$|_test\.(cpp|cc)$",
             test_name=r"^test|^TEST|.",
             class_scoped_calls=True,
+            link_time_globals=True,
         ),
     )
 }
@@ -196,7 +286,24 @@ def query(name: str) -> Query:
         raise NanodexError(
             f"no query file for {name}: {spec.query_path}", "add it or drop the language from config"
         )
-    return Query(grammar(name), spec.query_path.read_text(encoding="utf-8"))
+    return Query(grammar(name), query_source(spec.query_path))
+
+
+_INCLUDE = re.compile(r"^; include: ([\w.-]+\.scm)[ \t]*$", re.MULTILINE)
+
+
+def query_source(path: Path) -> str:
+    """A query file's text with its `; include: other.scm` lines replaced, in place, by that file
+    of the same folder (JavaScript and TypeScript share most patterns; Tree-sitter has no include)."""
+    text = path.read_text(encoding="utf-8")
+
+    def expand(m: re.Match[str]) -> str:
+        part = path.with_name(m.group(1))
+        if not part.is_file():
+            raise NanodexError(f"query file {path.name} includes a missing {part.name}", f"add {part}")
+        return part.read_text(encoding="utf-8").rstrip("\n")
+
+    return _INCLUDE.sub(expand, text)
 
 
 @cache

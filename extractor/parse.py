@@ -17,7 +17,8 @@ from pathlib import Path
 
 from tree_sitter import Node, Parser, Query, QueryCursor
 
-from extractor import languages
+from extractor import languages, pytypes
+from extractor.receivers import Binding, ReceiverTypes
 
 CLASS_LIKE = {"class", "struct", "interface", "enum", "trait"}
 _DEF_KINDS = CLASS_LIKE | {"function", "method"}
@@ -197,8 +198,11 @@ _REF_KINDS = {
 }
 
 
+_BIND_KINDS = ("annotation", "call", "alias", "iter_call", "iter", "field_annotation")
+
+
 def _is_role(capture: str) -> bool:
-    return capture.startswith(_ROLE_PREFIXES) or capture == "import"
+    return capture.startswith(_ROLE_PREFIXES) or capture == "import" or capture == "binding"
 
 
 @cache
@@ -244,6 +248,7 @@ def parse_source(path: str, lang: str, source: bytes) -> FileFacts:
     refs_raw: list[tuple[str, Node, str, str, str]] = []  # kind, anchor node, name, receiver, source-type
     imports: list[tuple] = []
     seen_imports: set[tuple] = set()
+    bindings_raw: list[tuple[Node, str, str, str]] = []  # anchor, name, kind, text (receiver types)
     ws_sub = _WS.sub
     for pattern, caps in matches:
         role = pattern_roles[pattern]
@@ -289,6 +294,17 @@ def parse_source(path: str, lang: str, source: bytes) -> FileFacts:
             if key not in seen_imports:
                 seen_imports.add(key)
                 imports.append(key)
+        elif role == "binding":
+            for kind in _BIND_KINDS:
+                value_nodes = caps.get("bind." + kind)
+                if value_nodes is not None:
+                    name_text = caps["bind.name"][0].text.decode("utf-8", "replace")
+                    if kind == "field_annotation":  # a constructor's parameter property: this.x
+                        name_text, kind = f"{spec.self_names[0]}.{name_text}", "annotation"
+                    bindings_raw.append(
+                        (main, name_text, kind, value_nodes[0].text.decode("utf-8", "replace"))
+                    )
+                    break
         elif role.startswith(("definition.", "scope.")):
             kind = role.split(".", 1)[1]
             key = (main.start_byte, main.end_byte)
@@ -376,10 +392,8 @@ def parse_source(path: str, lang: str, source: bytes) -> FileFacts:
 
     # Attribute each reference to the innermost emitted definition that contains it.
     starts = [d.start for d in defs]
-    refs: list[tuple] = []
-    seen_refs: set[tuple] = set()
-    for kind, anchor, name, receiver, source_type in refs_raw:
-        src = file_id
+
+    def holder(anchor: Node) -> str:
         a_start = anchor.start_byte
         i = bisect.bisect_right(starts, a_start) - 1
         d = defs[i] if i >= 0 else None
@@ -388,7 +402,31 @@ def parse_source(path: str, lang: str, source: bytes) -> FileFacts:
             while d is not None and not (d.end >= a_end and d.fact is not None):
                 d = d.parent
             if d is not None:
-                src = d.fact.id
+                return d.fact.id
+        return file_id
+
+    types = None
+    if bindings_raw:
+        scopes = {file_id: ("module", "")}
+        scopes.update((d.fact.id, (d.fact.type, d.fact.parent)) for d in defs if d.fact is not None)
+        binds = [Binding(holder(a), n, k, t) for a, n, k, t in bindings_raw]
+        if spec.typed_receivers:  # Python annotations; call results resolved later
+            types = ReceiverTypes(scopes, binds, spec.self_names)
+        else:  # Java/TypeScript declared types
+            types = ReceiverTypes(
+                scopes,
+                binds,
+                spec.self_names,
+                pytypes.declared,
+                lambda _: "",
+                fields_in_scope=spec.class_scoped_calls,
+            )
+    refs: list[tuple] = []
+    seen_refs: set[tuple] = set()
+    for kind, anchor, name, receiver, source_type in refs_raw:
+        src = holder(anchor)
+        if types is not None and receiver and kind == "calls":
+            receiver = types.rewrite(src, receiver)
         if source_type:  # `impl Trait for Type`: the relation belongs to Type
             src = f"@type:{split_name(source_type)[1]}"
         key = (src, kind, name, receiver)

@@ -1,610 +1,44 @@
-"""Turn raw references into edges: through scopes, imports and inheritance, not bare names.
+"""Resolution's orchestration: which references to (re)resolve, in which order, in which
+processes, and the SQL writes of what the rules (extractor/rules.py) decide.
 
-Order of lookup for a reference `receiver.name` made from node S in file F:
-1. `self`/`this`/`cls`/`super()`: members of S's class, then of its ancestors (extends edges).
-2. a receiver bound by F's imports (module alias, or a class): members of that module or class.
-3. no receiver: enclosing scopes, F's top-level names (and its package folder's for Go/Java),
-   F's imports (following re-exports and star imports), included headers.
-4. nothing found in scope, for a call on an object of unknown type (or a bare name in C/C++):
-   methods of that name across the repo. One candidate becomes an edge with confidence 0.5;
-   two to MAX_CANDIDATES stay in the caller's meta_json as `ambiguous` (each 1/n). `via`
-   (global/ambiguous/unresolved) records this, so an incremental run knows which references
-   depend on names defined elsewhere.
-Resolution reads the graph through SQL with small caches, so an incremental run touches only
-the rows it needs.
+A fresh build resolves from its parsed facts over an in-memory symbol table; an incremental
+run reads the references of the files it redoes and, with many of them, the whole graph at once
+(extractor/symbols.py). Inheritance is resolved first (method lookups through `self` need every
+class's bases), then calls, throws, imports and tests edges, in forked processes when there
+are enough references.
 """
 
 from __future__ import annotations
 
-import builtins
 import json
 import multiprocessing as mp
-import re
 import sqlite3
-from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections import defaultdict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import NamedTuple
 
-from extractor import languages, store
-from extractor.modules import FAMILIES, ModuleIndex, implementation_files, resolve_module
+from extractor import store
+from extractor.modules import FAMILIES
 from extractor.parse import CLASS_LIKE, FileFacts
-
-MAX_CANDIDATES = 5
-CALLABLE = ("function", "method", "class", "struct", "interface", "enum", "trait")
-_CALLABLE_SET = frozenset(CALLABLE)
-_MAX_REEXPORT_DEPTH = 4
-_GO_RECEIVER = re.compile(r"func\s*\(\s*(\w+)")
-# Receivers that name a language's built-in types (`ValueError.__init__`, `str.join`): never repo code.
-BUILTIN_RECEIVERS = {"python": set(dir(builtins))}
+from extractor.rules import Resolver
+from extractor.symbols import MemorySymbols, SqlSymbols
 
 
-class Node(NamedTuple):
-    """The columns of a graph node that resolution needs (a tuple: hundreds of thousands are built)."""
+class RefRow(NamedTuple):
+    """One reference to resolve: its refs-table rowid and columns."""
 
-    id: str
-    type: str
+    rowid: int
+    src: str
+    kind: str
     name: str
-    path: str
-    lang: str
-    parent: str
-    owner: str
-
-
-@dataclass
-class Binding:
-    """What a local name means in a file: module files, or symbol(s) inside module files."""
-
-    modules: list[str]
-    symbol: str = ""  # imported name inside `modules` ('' = the module itself)
-    external: bool = False
-
-
-class Resolver:
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-        self._file_nodes: dict[str, list[Node]] = {}
-        self._children: dict[tuple[str, str], list[Node]] = defaultdict(list)
-        self._named: dict[str, list[Node]] = {}
-        self._bindings: dict[str, tuple[dict[str, Binding], list[list[str]]]] = {}
-        self._bases: dict[str, list[str]] = {}
-        self._by_id: dict[str, Node | None] = {}
-        self._global_cands: dict[tuple[str, str, bool], list[Node]] = {}
-        self._named_where: dict[tuple[str, str, str], list[Node]] = {}
-        self._global_parents: dict[tuple[str, str, bool], Counter[str]] = {}
-
-    # ---- graph reads ---------------------------------------------------------------------
-    @cached_property
-    def index(self) -> ModuleIndex:
-        row = self.conn.execute("SELECT value FROM meta WHERE key = 'repo_root'").fetchone()
-        root = Path(json.loads(row[0])) if row else None
-        return ModuleIndex(dict(self.conn.execute("SELECT path, lang FROM files ORDER BY path")), root)
-
-    def _rows(self, sql: str, args: tuple) -> list[Node]:
-        """Nodes in the order a fresh build inserts them (by path, then source order), whatever
-        order an incremental run re-inserted them in: candidate lists must not depend on it."""
-        return [
-            Node(*r)
-            for r in self.conn.execute(
-                f"SELECT id, type, name, path, lang, parent, owner FROM nodes {sql} ORDER BY path, start_line, rowid",
-                args,
-            )
-        ]
-
-    def file_nodes(self, path: str) -> list[Node]:
-        if path not in self._file_nodes:
-            nodes = self._rows("WHERE path = ?", (path,))
-            self._file_nodes[path] = nodes
-            for n in nodes:
-                self._children[(n.parent, n.name)].append(n)
-        return self._file_nodes[path]
-
-    def children(self, path: str, parent: str, name: str) -> list[Node]:
-        """Definitions named `name` directly inside `parent` (a node of file `path`)."""
-        self.file_nodes(path)
-        return self._children.get((parent, name), [])
-
-    def named(self, name: str) -> list[Node]:
-        if name not in self._named:
-            self._named[name] = self._rows("WHERE name = ? AND type != 'module'", (name,))
-        return self._named[name]
-
-    def named_where(self, name: str, column: str, value: str) -> list[Node]:
-        """`named(name)` narrowed to nodes whose `column` (owner or type) is `value`, same order.
-
-        Common names (`get`, `__init__`) have thousands of definitions; asking SQL for the few
-        that can match saves building them all as Python objects in an incremental run."""
-        key = (name, column, value)
-        if key not in self._named_where:
-            if name in self._named:
-                hits = [n for n in self._named[name] if getattr(n, column) == value]
-            else:
-                hits = self._rows(f"WHERE name = ? AND {column} = ? AND type != 'module'", (name, value))
-            self._named_where[key] = hits
-        return self._named_where[key]
-
-    def node(self, node_id: str) -> Node | None:
-        if node_id not in self._by_id:
-            rows = self._rows("WHERE id = ?", (node_id,))
-            self._by_id[node_id] = rows[0] if rows else None
-        return self._by_id[node_id]
-
-    def bases(self, class_id: str) -> list[str]:
-        if class_id not in self._bases:
-            self._bases[class_id] = [
-                r[0]
-                for r in self.conn.execute(
-                    "SELECT dst_id FROM edges WHERE src_id = ? AND kind IN ('extends', 'implements') "
-                    "ORDER BY json_extract(meta_json, '$.line'), dst_id",
-                    (class_id,),
-                )
-            ]
-        return self._bases[class_id]
-
-    def forget_bases(self) -> None:
-        self._bases.clear()
-
-    def import_rows(self, path: str) -> list[tuple[str, str, str, int]]:
-        """(module, name, alias, wildcard) of a file's imports, in source order."""
-        return self.conn.execute(
-            "SELECT module, name, alias, wildcard FROM imports WHERE path = ? ORDER BY rowid", (path,)
-        ).fetchall()
-
-    def signature(self, node_id: str) -> str:
-        row = self.conn.execute("SELECT signature FROM nodes WHERE id = ?", (node_id,)).fetchone()
-        return row[0] if row and row[0] else ""
-
-    def test_ids(self, path: str) -> list[str]:
-        """Test functions/methods (and test modules) of a file."""
-        return [
-            r[0]
-            for r in self.conn.execute(
-                "SELECT id FROM nodes WHERE path = ? AND json_extract(meta_json, '$.test') = 1 "
-                "AND type IN ('function', 'method', 'module')",
-                (path,),
-            )
-        ]
-
-    def in_non_test_file(self, node_id: str) -> bool:
-        row = self.conn.execute(
-            "SELECT f.meta_json FROM nodes n JOIN nodes f ON f.id = n.path WHERE n.id = ?", (node_id,)
-        ).fetchone()
-        return bool(row) and not json.loads(row[0]).get("test")
-
-    # ---- scopes --------------------------------------------------------------------------
-    def top_level(self, path: str, name: str) -> list[Node]:
-        return [n for n in self.children(path, path, name) if not n.owner]
-
-    def package_top_level(self, path: str, lang: str, name: str) -> list[Node]:
-        if not languages.LANGUAGES[lang].package_is_dir:
-            return []
-        folder = path.rsplit("/", 1)[0] if "/" in path else ""
-        out = []
-        for other in self.index.package(folder, lang):
-            if other != path:
-                out.extend(self.top_level(other, name))
-        return out
-
-    def members(self, class_id: str, name: str, seen: set[str] | None = None) -> list[Node]:
-        """`name` defined in the class (lexically or via owner) or, failing that, in its ancestors."""
-        seen = seen if seen is not None else set()
-        if class_id in seen:
-            return []
-        seen.add(class_id)
-        cls = self.node(class_id)
-        if cls is None:
-            return []
-        found = list(self.children(cls.path, class_id, name))
-        if not found:  # Go receivers, Rust impl blocks, C++ out-of-line: owner names the type
-            found = [
-                n
-                for n in self.named_where(name, "owner", cls.name)
-                if FAMILIES[n.lang] >= {cls.lang}
-                and (
-                    n.path == cls.path
-                    or n.path.rsplit("/", 1)[0] == cls.path.rsplit("/", 1)[0]
-                    or n.lang in ("c", "cpp")
-                )
-            ]
-        if found:
-            return found
-        for base in self.bases(class_id):
-            found = self.members(base, name, seen)
-            if found:
-                return found
-        return []
-
-    def enclosing_class(self, src: Node | None) -> Node | None:
-        while src is not None:
-            if src.type in CLASS_LIKE:
-                return src
-            if src.owner:
-                owners = [
-                    n
-                    for n in self.named(src.owner)
-                    if n.type in CLASS_LIKE and FAMILIES[n.lang] >= {src.lang}
-                ]
-                same = [n for n in owners if n.path == src.path] or owners
-                return same[0] if same else None
-            src = self.node(src.parent) if src.parent and "::" in src.parent else None
-        return None
-
-    # ---- imports -------------------------------------------------------------------------
-    def bindings(self, path: str, lang: str) -> tuple[dict[str, Binding], list[list[str]]]:
-        """Local name -> Binding, plus the module file lists brought in by star/wildcard imports."""
-        if path in self._bindings:
-            return self._bindings[path]
-        names: dict[str, Binding] = {}
-        stars: list[list[str]] = []
-        for module, name, alias, wildcard in self.import_rows(path):
-            mods = resolve_module(self.index, module, path, lang)
-            if lang in ("c", "cpp"):  # an include brings the header's names, defined in its .c/.cpp
-                if mods:
-                    stars.append(mods)
-                    impl = [p for p in implementation_files(self.index, mods) if p != path]
-                    if impl:
-                        stars.append(impl)
-                continue
-            if wildcard:
-                if alias:
-                    names[alias] = Binding(mods, external=not mods)
-                elif mods:
-                    stars.append(mods)
-                continue
-            if name:
-                sep = {"python": ".", "java": ".", "rust": "::"}.get(lang, "/")
-                sub_spec = module + name if lang == "python" and module.endswith(".") else module + sep + name
-                sub = resolve_module(self.index, sub_spec, path, lang)
-                if sub and not any(self.top_level(p, name) for p in sub):
-                    names[alias or name] = Binding(sub)
-                elif sub:
-                    names[alias or name] = Binding(sub, symbol=name)
-                else:
-                    names[alias or name] = Binding(mods, symbol=name, external=not mods)
-            else:
-                local = alias or (
-                    module.rstrip("/").replace("::", "/").split("/")[-1] if lang in ("go", "rust") else module
-                )
-                names[local] = Binding(mods, external=not mods)
-                if lang == "python" and not alias and "." in module:
-                    head = module.split(".")[0]
-                    names.setdefault(
-                        head, Binding(resolve_module(self.index, head, path, lang), external=True)
-                    )
-        self._bindings[path] = (names, stars)
-        return names, stars
-
-    def in_module(self, paths: list[str], name: str, depth: int = 0) -> list[Node]:
-        """`name` as seen from outside modules `paths`: their top-level defs, re-exports, star imports."""
-        found = [n for p in paths for n in self.top_level(p, name)]
-        if not found:  # Java `import static a.B.m`: members of the file's top-level classes
-            found = [
-                m
-                for p in paths
-                if self.index.files.get(p) == "java"
-                for c in self.file_nodes(p)
-                if c.parent == p and c.type in CLASS_LIKE
-                for m in self.file_nodes(p)
-                if m.parent == c.id and m.name == name
-            ]
-        if found or depth >= _MAX_REEXPORT_DEPTH:
-            return found
-        for p in paths:
-            lang = self.index.files.get(p, "")
-            if not lang:
-                continue
-            names, stars = self.bindings(p, lang)
-            b = names.get(name)
-            if b is not None and not b.external:
-                found.extend(self.in_module(b.modules, b.symbol, depth + 1) if b.symbol else [])
-            for star in stars:
-                found.extend(self.in_module(star, name, depth + 1))
-        return found
-
-    # ---- references ----------------------------------------------------------------------
-    def resolve(
-        self, path: str, lang: str, src_id: str, kind: str, name: str, receiver: str
-    ) -> tuple[list[Node], str]:
-        """Targets of one reference and how they were found (scope/import/global/external/none)."""
-        spec = languages.LANGUAGES[lang]
-        want = CLASS_LIKE if kind in ("extends", "implements", "throws") else _CALLABLE_SET
-        src = self.node(src_id) if "::" in src_id else None
-
-        family = FAMILIES[lang]
-
-        def keep(nodes: list[Node]) -> list[Node]:
-            return [n for n in nodes if n.type in want and n.lang in family] if nodes else []
-
-        if (
-            receiver in spec.self_names
-            or receiver == "super"
-            or receiver.startswith("super(")
-            or self._is_receiver_var(src, receiver)
-        ):
-            cls = self.enclosing_class(src)
-            if cls is not None:
-                if receiver.startswith("super"):
-                    hits = [m for b in self.bases(cls.id) for m in self.members(b, name)][:1]
-                else:
-                    hits = self.members(cls.id, name)
-                hits = keep(hits)
-                if hits:
-                    return hits, "scope"
-            # Not in the repo's part of the class lineage: inherited from an external base or set
-            # dynamically. A repo-wide guess by name would be wrong more often than right.
-            return [], "none"
-        if receiver:
-            target = self._receiver(path, lang, receiver, src)
-            if target == "external":
-                return [], "external"
-            if isinstance(target, list):
-                hits = keep(self.in_module(target, name))
-                return (hits, "import") if hits else ([], "none")
-            if isinstance(target, Node):
-                hits = keep(self.members(target.id, name))
-                if hits:
-                    return hits, "import"
-            if target is None and lang in ("c", "cpp"):  # `ns::f()`: a namespace, not an object
-                hits = keep(self._bare_in_includes(path, lang, name))
-                if hits:
-                    return hits, "import"
-            return self._global(lang, name, src, bare=False, receiver=receiver)
-        # Bare name: lexical scopes first, innermost out.
-        scope = src
-        while scope is not None:
-            local = list(self.children(path, scope.id, name))
-            if scope.type in CLASS_LIKE and not spec.class_scoped_calls:
-                local = [n for n in local if n.type in CLASS_LIKE]
-            if scope.type in CLASS_LIKE and spec.class_scoped_calls and not local:
-                local = self.members(scope.id, name)
-            local = keep(local)
-            if local:
-                return local, "scope"
-            scope = self.node(scope.parent) if scope.parent and "::" in scope.parent else None
-        if spec.class_scoped_calls and src is not None:
-            cls = self.enclosing_class(src)
-            hits = keep(self.members(cls.id, name)) if cls is not None else []
-            if hits:
-                return hits, "scope"
-        hits = keep(self.top_level(path, name))
-        if hits:
-            return hits, "scope"
-        names, stars = self.bindings(path, lang)
-        b = names.get(name)
-        if b is not None:
-            if b.external:
-                return [], "external"
-            hits = keep(self.in_module(b.modules, b.symbol or name))
-            if hits:
-                return hits, "import"
-        for star in stars:
-            hits = keep(self.in_module(star, name))
-            if hits:
-                return hits, "import"
-        hits = keep(self.package_top_level(path, lang, name))
-        if hits:
-            return hits, "scope"
-        return self._global(lang, name, src, bare=True)
-
-    def _receiver(
-        self, path: str, lang: str, receiver: str, src: Node | None
-    ) -> list[str] | Node | str | None:
-        """What a dotted receiver denotes: module files, a class node, 'external', or None (unknown)."""
-        names, _ = self.bindings(path, lang)
-        if receiver in names:
-            b = names[receiver]
-            if b.external:
-                return "external"
-            if not b.symbol:
-                return b.modules
-            cls = [n for n in self.in_module(b.modules, b.symbol) if n.type in CLASS_LIKE]
-            return cls[0] if cls else None
-        head, _, last = receiver.rpartition(".")
-        if head:
-            outer = self._receiver(path, lang, head, src)
-            if outer == "external":
-                return "external"
-            if isinstance(outer, list):
-                cls = [n for n in self.in_module(outer, last) if n.type in CLASS_LIKE]
-                if cls:
-                    return cls[0]
-                sub = resolve_module(self.index, f"{head}.{last}", path, lang) if lang == "python" else []
-                return sub or None
-            return None
-        hits, _ = self.resolve(path, lang, src.id if src else path, "extends", receiver, "")
-        if not hits and receiver in BUILTIN_RECEIVERS.get(lang, ()):
-            return "external"
-        return hits[0] if len(hits) == 1 else None
-
-    def _bare_in_includes(self, path: str, lang: str, name: str) -> list[Node]:
-        return [n for star in self.bindings(path, lang)[1] for n in self.in_module(star, name)]
-
-    def _is_receiver_var(self, src: Node | None, receiver: str) -> bool:
-        """Go names its receiver (`func (s *Server) Run()`): `s` means this object inside the method."""
-        while src is not None and src.lang == "go":
-            if src.owner:
-                m = _GO_RECEIVER.match(self.signature(src.id))
-                return bool(m) and m.group(1) == receiver
-            src = self.node(src.parent) if "::" in src.parent else None
-        return False
-
-    def _lineage(self, class_id: str) -> set[str]:
-        """A class and all its ancestors."""
-        out, todo = set(), [class_id]
-        while todo:
-            c = todo.pop()
-            if c not in out:
-                out.add(c)
-                todo.extend(self.bases(c))
-        return out
-
-    def _global(
-        self, lang: str, name: str, src: Node | None, bare: bool, receiver: str = ""
-    ) -> tuple[list[Node], str]:
-        """Candidates by name across the repo, used only where scope and imports say nothing.
-
-        A bare name reaches other files only through link-time globals (C/C++); a call on an
-        object of unknown type may reach any method of that name. One candidate becomes an edge
-        (confidence 0.5); several stay candidates in the caller's meta_json ('ambiguous').
-        """
-        if bare and lang not in ("c", "cpp"):
-            return [], "none"
-        key = (name, lang, bare)
-        base = self._global_cands.get(key)
-        if base is None:
-            family = FAMILIES[lang]
-            want = "function" if bare else "method"
-            base = self._global_cands[key] = [
-                n for n in self.named_where(name, "type", want) if n.lang in family
-            ]
-        # Common names have thousands of candidates: filter only what can change the verdict.
-        cands = [n for n in base if n.id != src.id] if src is not None and src.name == name else base
-        if not bare and src is not None and receiver.split(".")[0] in languages.LANGUAGES[lang].self_names:
-            # `this.items.get()`: a field's type is unknown, but it is rarely the object's own class.
-            cls = self.enclosing_class(src)
-            own = self._lineage(cls.id) if cls is not None else set()
-            if len(cands) - self._count_in(key, own) > MAX_CANDIDATES:
-                return [], "unresolved"
-            cands = [n for n in cands if n.parent not in own]
-        if len(cands) == 1:
-            return list(cands), "global"
-        if 1 < len(cands) <= MAX_CANDIDATES:
-            return list(cands), "ambiguous"
-        return [], "unresolved"
-
-    def _count_in(self, key: tuple[str, str, bool], parents: set[str]) -> int:
-        """How many global candidates for `key` are defined directly in one of `parents`."""
-        counts = self._global_parents.get(key)
-        if counts is None:
-            counts = self._global_parents[key] = Counter(n.parent for n in self._global_cands[key])
-        return sum(counts.get(p, 0) for p in parents)
+    receiver: str
+    line: int
 
 
 REF_EDGE_KINDS = ("calls", "throws", "extends", "implements", "tests")
 _CLEAR_META = store.CLEAR_RESOLVED_META
-
-
-class MemoryResolver(Resolver):
-    """A Resolver over the whole graph held in memory: no SQL reads per lookup.
-
-    Built from a fresh build's parsed facts (`from_facts`) or read from the graph at once
-    (`from_db`, for incremental runs that re-resolve much). It answers exactly what `Resolver`
-    reads lazily from the same graph, in the same order (files by path, a file's nodes in
-    source order), so both give one result; it pays off above some thousands of references.
-    """
-
-    def __init__(
-        self,
-        conn: sqlite3.Connection,
-        files: dict[str, str],
-        node_rows: Iterable[tuple],
-        imports: dict[str, list[tuple]],
-        root: Path | None,
-    ) -> None:
-        """`node_rows`: (id, type, name, path, lang, parent, owner, signature, meta_json), ordered
-        by path, start line and insertion; `imports`: path -> (module, name, alias, wildcard)."""
-        super().__init__(conn)
-        self._root = root
-        self._files = files
-        self._imports = imports
-        self._signatures: dict[str, str] = {}
-        self._tests: dict[str, list[str]] = defaultdict(list)
-        self._test_files: set[str] = set()
-        named: dict[str, list[Node]] = defaultdict(list)
-        by_path: dict[str, list[Node]] = defaultdict(list)
-        for row in node_rows:
-            n = Node(*row[:7])
-            by_path[n.path].append(n)
-            self._by_id[n.id] = n
-            self._children[(n.parent, n.name)].append(n)
-            if n.type != "module":
-                named[n.name].append(n)
-            if n.lang == "go":
-                self._signatures[n.id] = row[7] or ""
-            meta = row[8]
-            # meta_json is our own json.dumps (or SQLite's minified copy): "test" only as a key.
-            if meta != "{}" and ('"test": true' in meta or '"test":true' in meta):
-                if n.type in ("function", "method", "module"):
-                    self._tests[n.path].append(n.id)
-                if n.type == "module":
-                    self._test_files.add(n.path)
-        self._file_nodes = dict(by_path)
-        self._named = named
-        self._bases_of: dict[str, list[str]] = {}
-        self.forget_bases()  # an incremental run's unchanged classes keep their bases
-
-    @classmethod
-    def from_facts(
-        cls, conn: sqlite3.Connection, facts: list[FileFacts], root: Path | None
-    ) -> MemoryResolver:
-        rows = ((r[0], r[1], r[2], r[4], r[5], r[11], r[12], r[8], r[13]) for fx in facts for r in fx.nodes)
-        imports = {fx.path: [r[1:5] for r in fx.imports] for fx in facts}
-        return cls(conn, {fx.path: fx.lang for fx in facts}, rows, imports, root)
-
-    @classmethod
-    def from_db(cls, conn: sqlite3.Connection) -> MemoryResolver:
-        row = conn.execute("SELECT value FROM meta WHERE key = 'repo_root'").fetchone()
-        root = Path(json.loads(row[0])) if row else None
-        files = dict(conn.execute("SELECT path, lang FROM files ORDER BY path"))
-        imports: dict[str, list[tuple]] = defaultdict(list)
-        for path, *rest in conn.execute(
-            "SELECT path, module, name, alias, wildcard FROM imports ORDER BY path, rowid"
-        ):
-            imports[path].append(tuple(rest))
-        rows = conn.execute(
-            "SELECT id, type, name, path, lang, parent, owner, signature, meta_json FROM nodes "
-            "ORDER BY path, start_line, rowid"
-        )
-        return cls(conn, files, rows, dict(imports), root)
-
-    @cached_property
-    def index(self) -> ModuleIndex:
-        return ModuleIndex(self._files, self._root)
-
-    def file_nodes(self, path: str) -> list[Node]:
-        return self._file_nodes.get(path, [])
-
-    def children(self, path: str, parent: str, name: str) -> list[Node]:
-        return self._children.get((parent, name), [])
-
-    def named(self, name: str) -> list[Node]:
-        return self._named.get(name, [])
-
-    def named_where(self, name: str, column: str, value: str) -> list[Node]:
-        key = (name, column, value)
-        if key not in self._named_where:
-            self._named_where[key] = [n for n in self._named.get(name, ()) if getattr(n, column) == value]
-        return self._named_where[key]
-
-    def node(self, node_id: str) -> Node | None:
-        return self._by_id.get(node_id)
-
-    def bases(self, class_id: str) -> list[str]:
-        return self._bases_of.get(class_id, [])
-
-    def forget_bases(self) -> None:
-        """Load every class's bases at once (after the inheritance edges are written)."""
-        self._bases_of = defaultdict(list)
-        for src, dst in self.conn.execute(
-            "SELECT src_id, dst_id FROM edges WHERE kind IN ('extends', 'implements') "
-            "ORDER BY src_id, json_extract(meta_json, '$.line'), dst_id"
-        ):
-            self._bases_of[src].append(dst)
-
-    def import_rows(self, path: str) -> list[tuple[str, str, str, int]]:
-        return self._imports.get(path, [])
-
-    def signature(self, node_id: str) -> str:
-        return self._signatures.get(node_id, "")
-
-    def test_ids(self, path: str) -> list[str]:
-        return self._tests.get(path, [])
-
-    def in_non_test_file(self, node_id: str) -> bool:
-        n = self._by_id.get(node_id)
-        return n is not None and n.path in self._files and n.path not in self._test_files
 
 
 @dataclass
@@ -655,7 +89,7 @@ def resolve_files(
         [(i, p, *REF_EDGE_KINDS) for i, p in part_rows],
     )
     ref_sql = "SELECT rowid, src_id, kind, name, receiver, line FROM refs WHERE path = ? ORDER BY rowid"
-    ref_rows = {p: conn.execute(ref_sql, (p,)).fetchall() for p in paths}
+    ref_rows = {p: [RefRow(*r) for r in conn.execute(ref_sql, (p,))] for p in paths}
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS partial_ids(id TEXT PRIMARY KEY)")
     conn.execute("DELETE FROM partial_ids")
     conn.executemany("INSERT INTO partial_ids VALUES(?)", [(i,) for i, _ in part_rows])
@@ -664,10 +98,10 @@ def resolve_files(
         "WHERE path = ? AND src_id IN (SELECT id FROM partial_ids) ORDER BY rowid"
     )
     for p in partial:
-        ref_rows[p] = conn.execute(part_sql, (p,)).fetchall()
+        ref_rows[p] = [RefRow(*r) for r in conn.execute(part_sql, (p,))]
     # Read after the deletes above: both resolvers see the graph as a single pass would.
     many = sum(len(rows) for rows in ref_rows.values()) >= _MEMORY_MIN_REFS
-    resolver = MemoryResolver.from_db(conn) if many else Resolver(conn)
+    resolver = Resolver(MemorySymbols.from_db(conn) if many else SqlSymbols(conn))
     result = _resolve(conn, resolver, paths, partial, ref_rows, imports_of, workers=workers)
     conn.executemany("UPDATE refs SET via = ? WHERE rowid = ?", result.via)
     for node_id, keys in result.meta.items():
@@ -694,14 +128,14 @@ def resolve_facts(
     sees the `via` as they are decided, with how many files (in `facts` order) are done, so
     the caller can store finished files' refs while later ones still resolve.
     """
-    resolver = MemoryResolver.from_facts(conn, facts, root)
-    ref_rows: dict[str, list[tuple]] = {}
+    resolver = Resolver(MemorySymbols.from_facts(conn, facts, root))
+    ref_rows: dict[str, list[RefRow]] = {}
     rowid = 0
     for fx in facts:
         rows = []
         for r in fx.refs:
             rowid += 1
-            rows.append((rowid, *r[1:]))
+            rows.append(RefRow(rowid, *r[1:]))
         ref_rows[fx.path] = rows
     return _resolve(
         conn,
@@ -749,7 +183,7 @@ def _resolve_refs(
     resolver: Resolver,
     every: list[str],
     langs: dict[str, str],
-    ref_rows: dict[str, list[tuple]],
+    ref_rows: dict[str, list[RefRow]],
     phase: set[str],
     out: _Part,
 ) -> None:
@@ -802,7 +236,7 @@ def _calls_imports_tests(
     every: list[str],
     import_paths: list[str],
     langs: dict[str, str],
-    ref_rows: dict[str, list[tuple]],
+    ref_rows: dict[str, list[RefRow]],
     path_set: set[str],
     partial: dict[str, set[str]],
 ) -> _Part:
@@ -876,7 +310,7 @@ def _phase_two(
     every: list[str],
     import_paths: list[str],
     langs: dict[str, str],
-    ref_rows: dict[str, list[tuple]],
+    ref_rows: dict[str, list[RefRow]],
     path_set: set[str],
     partial: dict[str, set[str]],
     workers: int,
@@ -893,7 +327,7 @@ def _phase_two(
     if (
         workers <= 1
         or sum(refs.values()) < _PARALLEL_MIN_REFS
-        or not isinstance(resolver, MemoryResolver)  # a forked SQL reader would share the connection
+        or not isinstance(resolver.table, MemorySymbols)  # a forked SQL reader would share the connection
         or "fork" not in mp.get_all_start_methods()
     ):
         if while_waiting is not None:
@@ -925,7 +359,7 @@ def _resolve(
     resolver: Resolver,
     paths: list[str],
     partial: dict[str, set[str]],
-    ref_rows: dict[str, list[tuple]],
+    ref_rows: dict[str, list[RefRow]],
     imports_of: list[str] | None = None,
     workers: int = 1,
     while_waiting: Callable[[], None] | None = None,

@@ -12,9 +12,8 @@ import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 
+from extractor.graph import SCHEMA_VERSION as SCHEMA_VERSION  # one definition, read by Graph too
 from extractor.parse import FileFacts
-
-SCHEMA_VERSION = "1"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);

@@ -15,6 +15,10 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 
 from extractor.languages import LanguageSpec
+from nanodex.git import git, refused_as_dubious
+from nanodex.log import get_logger
+
+log = get_logger("extractor.walk")
 
 _PRUNE = {".git", ".hg", ".svn", "__pycache__", "node_modules", ".tox", ".mypy_cache"}
 
@@ -39,19 +43,22 @@ def _git_listed(root: Path) -> set[str] | None:
     A folder that an enclosing repository ignores (a venv, a vendored tree) counts as no work tree.
     """
     try:
-        ignored = subprocess.run(
-            ["git", "-C", str(root), "check-ignore", "-q", "."], capture_output=True, timeout=30
-        )
+        ignored = git(root, "check-ignore", "-q", ".", timeout=30)
         if ignored.returncode == 0:
             return None
-        out = subprocess.run(
-            ["git", "-C", str(root), "ls-files", "-co", "--exclude-standard", "-z"],
-            capture_output=True,
-            check=True,
-            timeout=60,
-        ).stdout
+        listing = git(root, "ls-files", "-co", "--exclude-standard", "-z", timeout=60)
     except (OSError, subprocess.SubprocessError):
         return None
+    if listing.returncode != 0:
+        if refused_as_dubious(listing):
+            log.warning(
+                "git refuses %s (owned by another user): .gitignore is read without git; "
+                "mark it safe with `git config --global --add safe.directory %s` to use git's rules",
+                root,
+                root,
+            )
+        return None
+    out = listing.stdout
     # With -C root, ls-files prints paths relative to `root`, also when root is a subfolder.
     return {p for p in out.decode("utf-8", "surrogateescape").split("\0") if p}
 
@@ -114,13 +121,26 @@ def walk(
     listed = _git_listed(root) if respect_gitignore else None
     if respect_gitignore and listed is None:
         exclude = [*exclude, *_root_gitignore(root)]
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+
+    def unreadable_dir(err: OSError) -> None:
+        # os.walk could not list a folder (permissions): skipped and counted, never dropped silently
+        rel = os.path.relpath(err.filename or str(root), root).replace(os.sep, "/")
+        result.skipped[rel] = f"unreadable folder ({err.__class__.__name__})"
+
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False, onerror=unreadable_dir):
         rel_dir = os.path.relpath(dirpath, root).replace(os.sep, "/")
         rel_dir = "" if rel_dir == "." else rel_dir + "/"
         kept = []
         for d in dirnames:
             full = Path(dirpath, d)
-            if d in _PRUNE or (full / "pyvenv.cfg").is_file() or _excluded(rel_dir + d, exclude):
+            if d in _PRUNE or _excluded(rel_dir + d, exclude):
+                continue
+            try:
+                is_venv = (full / "pyvenv.cfg").is_file()
+            except OSError as err:  # a folder we may not look into (chmod 000)
+                result.skipped[rel_dir + d] = f"unreadable folder ({err.__class__.__name__})"
+                continue
+            if is_venv:
                 continue
             if full.is_symlink():
                 result.skipped[rel_dir + d] = "symlinked folder (not followed)"

@@ -26,6 +26,7 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
+from inference.auth import KEY_ENV, MIDDLEWARE
 from inference.config import DEFAULT_LOG_DIR, ServerConfig
 from inference.preflight import (
     Adapter,
@@ -68,12 +69,14 @@ class ServerProcess:
         health_url: str,
         log_file: str | Path,
         env: dict[str, str] | None = None,
+        health_headers: dict[str, str] | None = None,
         name: str = "server",
         startup_timeout_s: float = 600.0,
         stop_grace_s: float = 20.0,
     ) -> None:
         self.cmd = [str(c) for c in cmd]
         self.health_url = health_url
+        self.health_headers = health_headers or {}
         self.log_file = Path(log_file)
         self.env = env or {}
         self.name = name
@@ -104,7 +107,8 @@ class ServerProcess:
 
     def healthy(self) -> bool:
         try:
-            with urllib.request.urlopen(self.health_url, timeout=2.0) as resp:
+            request = urllib.request.Request(self.health_url, headers=self.health_headers)
+            with urllib.request.urlopen(request, timeout=2.0) as resp:
                 return resp.status == 200
         except (urllib.error.URLError, OSError, ValueError):
             return False
@@ -298,7 +302,10 @@ class VllmServer(ServerProcess):
         if cfg.allow_runtime_lora:
             env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "True"
         if api_key:
-            env["VLLM_API_KEY"] = api_key  # not on the command line, where `ps` would show it
+            # not on the command line, where `ps` would show it; VLLM_API_KEY alone guards only
+            # /v1-style paths, so inference.auth's middleware guards every route (see there)
+            env["VLLM_API_KEY"] = api_key
+            env[KEY_ENV] = api_key
         client_host = (
             "127.0.0.1" if cfg.host in ("0.0.0.0", "") else ("[::1]" if cfg.host == "::" else cfg.host)
         )
@@ -306,6 +313,7 @@ class VllmServer(ServerProcess):
         super().__init__(
             self.command(python or sys.executable, cuda),
             health_url=f"http://{client_host}:{cfg.port}/health",
+            health_headers={"Authorization": f"Bearer {api_key}"} if api_key else None,
             log_file=cfg.log_file or DEFAULT_LOG_DIR / f"vllm-{cfg.port}.log",
             env=env,
             name="vLLM",
@@ -337,6 +345,8 @@ class VllmServer(ServerProcess):
             ]
             if self.adapters:
                 cmd += ["--lora-modules", *(f"{a.name}={a.path}" for a in self.adapters)]
+        if self.api_key:
+            cmd += ["--middleware", MIDDLEWARE]
         return cmd + list(cfg.extra_args)
 
     @property

@@ -44,6 +44,16 @@ def normalize_endpoint(endpoint: str) -> str:
         raise NanodexError(
             f"endpoint '{endpoint}' has an invalid port '{given}'", "use a port from 1 to 65535, " + _URL_FIX
         )
+    parts = urllib.parse.urlsplit(base)
+    try:
+        port = parts.port
+    except ValueError:  # out of 0-65535, or not a number
+        port = -1
+    if not parts.hostname or port == -1 or port == 0:
+        raise NanodexError(
+            f"endpoint '{endpoint}' has no valid host and port (a port is 1-65535)",
+            "pass e.g. http://127.0.0.1:8000/v1",
+        )
     for suffix in ("/chat/completions", "/completions", "/models"):
         if base.endswith(suffix):
             base = base[: -len(suffix)]

@@ -28,7 +28,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "pca-build": ("pca_otf.build", "program embedding and synthesized adapters for pca_otf"),
     "ask": ("pca_otf.run", "answer with a program-conditioned adapter and enforced citations"),
     "pca-eval": ("pca_otf.evaluate", "does the program-conditioned adapter help? six arms compared"),
-    "self-tune": ("pca_otf.selftune", "refresh the expert from verified answers about changed code"),
+    "self-tune": ("selftune", "refresh the expert from verified answers about changed code"),
 }
 
 

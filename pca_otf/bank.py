@@ -170,9 +170,7 @@ def load_bank(bank_dir: str | Path) -> list[BankAdapter]:
     """Every PEFT adapter folder in `bank_dir` (the folder itself, or its sub-folders), sorted by name."""
     root = Path(bank_dir)
     if not root.is_dir():
-        raise NanodexError(
-            f"adapters bank {root} not found", "pass --adapters-bank with a folder of PEFT adapters"
-        )
+        raise NanodexError(f"adapters bank {root} not found", "pass --bank with a folder of PEFT adapters")
     if (root / "adapter_config.json").is_file():
         return [_read_adapter(root)]
     out = [_read_adapter(p) for p in sorted(root.iterdir()) if (p / "adapter_config.json").is_file()]

@@ -442,7 +442,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--graph", help="code graph (brain/graph.sqlite)")
     p.add_argument("--base", help="base model: HF id, folder, config.json, or embedded:smollm2-135m")
-    p.add_argument("--out", dest="out_dir", help="artifact folder (brain/pca)")
+    p.add_argument("--out", "--pca", dest="out_dir", help="artifact folder (brain/pca)")
     p.add_argument("--pg-backend", help="ProgramGraph backend as module:Factory")
     p.add_argument("--force", action="store_true", help="rebuild even when the inputs are unchanged")
     p.add_argument("--window-lines", type=int)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from nanodex.paths import DEFAULT_GRAPH
 from pca_otf.embedding import EmbedConfig
 from pca_otf.synth import SynthConfig
 
@@ -18,7 +19,7 @@ from pca_otf.synth import SynthConfig
 class BuildConfig:
     """Keys of the `build:` section (owned by pca_otf.build and the modules it calls)."""
 
-    graph: str = "brain/graph.sqlite"
+    graph: str = str(DEFAULT_GRAPH)
     out_dir: str = "brain/pca"
     base: str = "embedded:smollm2-135m"  # only its config.json is read (dims, layers, heads)
     pg_backend: str | None = None  # "module:Factory" ProgramGraph backend (default: SQLite)
@@ -36,7 +37,7 @@ class RunConfig:
     """Keys of the `run:` section (owned by pca_otf.run and the modules it calls)."""
 
     artifacts: str = "brain/pca"  # folder written by `python -m pca_otf.build`
-    graph: str = "brain/graph.sqlite"  # code graph (its brain search index lies beside it)
+    graph: str = str(DEFAULT_GRAPH)  # code graph (its brain search index lies beside it)
     base: str = "embedded:smollm2-135m"  # must be the model the artifacts were built for
     pg_backend: str | None = None  # "module:Factory" ProgramGraph backend (default: SQLite)
     # torch CPU threads (0 = torch's default); 1 by default: on a shared 2-core machine two

@@ -8,7 +8,7 @@
                                 per-matrix delta norms as (c)'s: the control. Whatever (c) adds
                                 beyond "any perturbation of this size" is (c) minus (d).
   (e) + trained adapter         (b) plus a LoRA trained by `python -m trainer` (--trained)
-  (f) + adapters bank           (c) plus the top-M adapters of a bank (--adapters-bank)
+  (f) + adapters bank           (c) plus the top-M adapters of a bank (--bank)
 
 Every arm runs through the same Runner (same selection, prompt, greedy decoding, citation
 check), so arms differ only in what they say they differ in. Scores come from trainer.metrics,
@@ -135,7 +135,7 @@ def evaluate(
     if "e" in arms and trained is None:
         raise NanodexError("arm (e) needs a trained adapter", "pass --trained DIR (from `python -m trainer`)")
     if "f" in arms and (not bank or mixture_m <= 0):
-        raise NanodexError("arm (f) needs a bank", "pass --adapters-bank DIR and --mixture-m M")
+        raise NanodexError("arm (f) needs a bank", "pass --bank DIR and --mixture-m M")
     factors = trained_factors(trained) if trained is not None else []
     t0 = time.perf_counter()
     runner = Runner(cfg)
@@ -265,7 +265,12 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    ap.add_argument("--eval", help="held-out JSONL (dataset rows); default: questions made from the graph")
+    ap.add_argument(
+        "--dataset",
+        "--eval",
+        dest="eval",
+        help="held-out JSONL (dataset rows); default: questions made from the graph",
+    )
     ap.add_argument(
         "--from-graph", type=int, default=0, help="without --eval: N questions from documented functions"
     )
@@ -273,11 +278,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", help="YAML config with a `run:` section (default: config/pca.yaml when it exists)"
     )
     ap.add_argument("--graph", help="code graph (its brain search index beside it)")
-    ap.add_argument("--artifacts", help="build folder of `python -m pca_otf.build`")
+    ap.add_argument(
+        "--pca", "--artifacts", dest="artifacts", help="build folder of `python -m pca_otf.build`"
+    )
     ap.add_argument("--base", help="base model (default: embedded:smollm2-135m)")
     ap.add_argument("--arms", default="abcdef", help="arms to run, e.g. abcd (default: all)")
-    ap.add_argument("--trained", help="PEFT adapter folder for arm (e)")
-    ap.add_argument("--adapters-bank", help="bank folder for arm (f)")
+    ap.add_argument("--adapter", "--trained", dest="trained", help="PEFT adapter folder for arm (e)")
+    ap.add_argument("--bank", "--adapters-bank", dest="adapters_bank", help="bank folder for arm (f)")
     ap.add_argument("--mixture-m", type=int, default=2, help="bank adapters mixed in arm (f)")
     ap.add_argument("--limit", type=int, default=0, help="first N rows only (0 = all)")
     ap.add_argument("--sample", type=int, default=0, help="N rows drawn at random (seeded by --seed) instead")
@@ -308,7 +315,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.warning("no --trained adapter: arm (e) is left out")
         arms.remove("e")
     if "f" in arms and not args.adapters_bank:
-        log.warning("no --adapters-bank: arm (f) is left out")
+        log.warning("no --bank: arm (f) is left out")
         arms.remove("f")
     if args.eval:
         from trainer.data import load_rows
@@ -322,9 +329,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = rows_from_graph(cfg.graph, args.from_graph, args.seed)
         label = f"{len(rows)} discovery questions generated from the graph's docstrings (seed {args.seed})"
     else:
-        raise NanodexError("no questions", "pass --eval dataset/eval.jsonl or --from-graph N")
+        raise NanodexError("no questions", "pass --dataset dataset/eval.jsonl or --from-graph N")
     if not rows:
-        raise NanodexError("no evaluation rows", "check --eval / --from-graph")
+        raise NanodexError("no evaluation rows", "check --dataset / --from-graph")
     report = evaluate(
         cfg=cfg,
         rows=rows,

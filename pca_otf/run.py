@@ -263,7 +263,7 @@ class Runner:
     ) -> Answer:
         c = self.cfg
         if not prompt.strip():
-            raise NanodexError("empty question", 'pass --prompt "..."')
+            raise NanodexError("empty question", 'pass --question "..."')
         timings: dict[str, float] = {}
         t = time.perf_counter()
         selection = self.select(prompt, scope_paths)
@@ -522,12 +522,14 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     B = argparse.BooleanOptionalAction
-    ap.add_argument("--prompt", required=True, help="the question")
+    ap.add_argument("--question", "--prompt", dest="prompt", required=True, help="the question")
     ap.add_argument(
         "--config", help=f"YAML config with a `run:` section (default: {DEFAULT_CONFIG} when it exists)"
     )
     ap.add_argument("--graph", help="code graph (its brain search index lies beside it)")
-    ap.add_argument("--artifacts", help="build folder written by `python -m pca_otf.build`")
+    ap.add_argument(
+        "--pca", "--artifacts", dest="artifacts", help="build folder written by `python -m pca_otf.build`"
+    )
     ap.add_argument("--base", help="base model (default: embedded:smollm2-135m)")
     ap.add_argument("--pg-backend", help="ProgramGraph backend as module:Factory (default: SQLite)")
     ap.add_argument("--threads", type=int, help="torch CPU threads (0 = default)")
@@ -552,7 +554,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--gsub", type=float, help="blend of whole-program (0) and subgraph (1) adapter")
     g.add_argument("--alpha-scale", type=float, help="multiplier of the adapter's alpha")
     g.add_argument("--delta-cap", type=float, help="global delta-norm cap (also NANODEX_DELTA_CAP)")
-    g.add_argument("--adapters-bank", help="folder of PEFT adapters to mix from")
+    g.add_argument(
+        "--bank", "--adapters-bank", dest="adapters_bank", help="folder of PEFT adapters to mix from"
+    )
     g.add_argument("--mixture-m", type=int, help="top-M bank adapters to mix")
     g.add_argument("--cone-rank", type=int, help="rank of each --function-first local adapter")
     g.add_argument("--cone-weight", type=float, help="weight of each local adapter")

@@ -325,7 +325,7 @@ def stage_commands(repo: Path, work: Path, steps: int | None = None) -> list[tup
         train += ["--max-steps", str(steps)]
     return [
         ("extract", ["-m", "extractor", "--config", str(CONFIG / "extract.yaml"), "--repo", str(repo), "--out", str(graph)]),
-        ("brain", ["-m", "brain", "--config", str(CONFIG / "brain.yaml"), "--graph", str(graph), "--out-dir", str(nodes)]),
+        ("brain", ["-m", "brain", "--config", str(CONFIG / "brain.yaml"), "--graph", str(graph), "--out", str(nodes)]),
         ("brain-embed", ["-m", "brain.embed", "--config", str(CONFIG / "brain.yaml"), "--graph", str(graph)]),
         (
             "dataset",

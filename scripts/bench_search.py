@@ -53,7 +53,7 @@ from extractor.config import ExtractConfig
 from extractor.graph import Graph
 from scripts.bench import Check, Section, table
 
-PACKAGES = ("_pytest", "click", "jinja2", "yaml", "pluggy", "tqdm")
+PACKAGES = ("_pytest", "jinja2", "yaml", "pluggy", "tqdm", "markdown_it")
 STDLIB_SKIP = {"site-packages", "test", "tests", "idlelib", "lib2to3", "__pycache__"}
 METHODS = ("lexical", "dense", "hybrid", "bm25s")
 MIN_NODES = 20_000
@@ -245,8 +245,16 @@ def bm25s_ranks(setting: Setting, queries: list[Query]) -> list[int | None]:
     ]
 
 
-def evaluate(setting: Setting, queries: list[Query], k: int = 10) -> tuple[dict[str, dict], list[float]]:
-    """Metrics per method, and the hybrid per-query latencies (seconds)."""
+def library_of(node_id: str) -> str:
+    """The package a query's target belongs to: one of PACKAGES, else the standard library."""
+    top = node_id.split("/", 1)[0].split("::", 1)[0]
+    return top if top in PACKAGES else "stdlib"
+
+
+def evaluate(
+    setting: Setting, queries: list[Query], k: int = 10
+) -> tuple[dict[str, dict], list[float], dict[str, list[int | None]]]:
+    """Metrics per method, the hybrid per-query latencies (seconds), and the ranks per method."""
     searcher = Searcher(setting.cfg)
     ranks: dict[str, list[int | None]] = {m: [] for m in METHODS}
     latency: list[float] = []
@@ -268,7 +276,7 @@ def evaluate(setting: Setting, queries: list[Query], k: int = 10) -> tuple[dict[
     finally:
         searcher.close()
     ranks["bm25s"] = bm25s_ranks(setting, queries)
-    return {m: metrics(r) for m, r in ranks.items() if r}, latency
+    return {m: metrics(r) for m, r in ranks.items() if r}, latency, ranks
 
 
 def timed(setting: Setting, step: str, fn):  # noqa: ANN001, ANN201 - tiny local helper
@@ -311,7 +319,66 @@ def prepare(work: Path, quick: bool) -> tuple[Setting, Setting]:
     return settings[0], settings[1]
 
 
-def run(quick: bool = False, queries: int = 800, workdir: str | None = None) -> Section:
+def report_real(section: Section, results: dict[str, dict]) -> None:
+    """Tables and checks of the real-question benchmark (scripts/bench_real_search.py)."""
+    rows, pack_rows, fit_rows = [], [], []
+    for lib, res in results.items():
+        for method, r in res["recall"].items():
+            rows.append([lib, method, res["questions"], r["R@1"], r["R@5"], r["R@10"]])
+        pack_rows.append(
+            [
+                lib,
+                res["k"],
+                res["context_tokens"],
+                res["packed_holds_gold"],
+                res["packed_holds_gold_k8"],
+                res["blocks_mean"],
+                res["symbols_mean"],
+            ]
+        )
+        rr = res["rerank"]
+        fit_rows.append(
+            [lib, rr["fit_questions"], rr["held_out_questions"], rr["held_out_before"]["R@1"], rr["held_out_after"]["R@1"],
+             rr["held_out_before"]["R@5"], rr["held_out_after"]["R@5"], str(rr["written"])]
+        )  # fmt: skip
+        section.metrics[f"real/{lib}"] = res
+        ours, base = res["recall"]["nanodex"]["R@5"], res["recall"]["bm25s"]["R@5"]
+        section.checks.append(Check(f"real questions, {lib}: R@5", ours, 0.85))
+        section.checks.append(Check(f"real questions, {lib}: R@5 minus bm25s R@5", ours - base, 0.15))
+        section.checks.append(
+            Check(f"real questions, {lib}: packed context holds gold", res["packed_holds_gold"], 0.85)
+        )
+        section.checks.append(
+            Check(
+                f"reranker held-out R@5 gain, {lib}",
+                rr["held_out_after"]["R@5"] - rr["held_out_before"]["R@5"],
+                0.0,
+            )
+        )
+    table(
+        ["library", "method", "questions", "R@1", "R@5", "R@10"],
+        rows,
+        title="real user questions (gold = the answering symbols)",
+    )
+    table(
+        ["library", "k", "budget", "holds gold", "holds gold, k=8", "blocks", "symbols"],
+        pack_rows,
+        title="packed context of the default query path (symbol windows; gold = a gold def line shown)",
+    )
+    table(
+        ["library", "fit qs", "held-out qs", "R@1 before", "R@1 after", "R@5 before", "R@5 after", "written"],
+        fit_rows,
+        title="reranker fitted on the dataset stage's grounded pairs; held out by fact",
+    )
+
+
+def run(
+    quick: bool = False,
+    queries: int = 800,
+    workdir: str | None = None,
+    real: bool = True,
+    synthetic: bool = True,
+) -> Section:
     """Build both settings, evaluate every method, print the tables and return the checks."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     section = Section("search")
@@ -324,13 +391,21 @@ def run(quick: bool = False, queries: int = 800, workdir: str | None = None) -> 
         work = Path(tmp.name)
     try:
         t0 = time.perf_counter()
+        if real:
+            from scripts.bench_real_search import run_real
+
+            report_real(section, run_real(work / "real"))
+        if not synthetic:
+            return section
         stripped, kept = prepare(work, quick)
         qs = make_queries(kept.repo, kept.graph, 200 if quick else queries)
         print(f"corpus: {kept.nodes} nodes (docs kept), {stripped.nodes} (docs stripped); {len(qs)} queries")
         rows = []
+        lib_rows = []
         lat_ms: list[float] = []
+        libs = sorted({library_of(q.target) for q in qs})
         for s in (stripped, kept):
-            res, lat = evaluate(s, qs)
+            res, lat, ranks = evaluate(s, qs)
             if s is stripped:
                 lat_ms = [x * 1000 for x in lat]
             for m in METHODS:
@@ -338,10 +413,30 @@ def run(quick: bool = False, queries: int = 800, workdir: str | None = None) -> 
                     r = res[m]
                     rows.append([s.name, m, r["R@1"], r["R@5"], r["R@10"], r["MRR"]])
                     section.metrics[f"{s.name}/{m}"] = r
+            for lib in libs:
+                idx = [i for i, q in enumerate(qs) if library_of(q.target) == lib]
+                per = {m: metrics([ranks[m][i] for i in idx]) for m in ("hybrid", "bm25s") if ranks.get(m)}
+                section.metrics[f"{s.name}/by library/{lib}"] = {"queries": len(idx), **per}
+                if "hybrid" in per:
+                    lib_rows.append(
+                        [
+                            s.name,
+                            lib,
+                            len(idx),
+                            per["hybrid"]["R@5"],
+                            per["bm25s"]["R@5"],
+                            per["hybrid"]["R@1"],
+                        ]
+                    )
         table(
             ["setting", "method", "R@1", "R@5", "R@10", "MRR"],
             rows,
             title="retrieval (target = the function)",
+        )
+        table(
+            ["setting", "library", "queries", "hybrid R@5", "bm25s R@5", "hybrid R@1"],
+            lib_rows,
+            title="retrieval per library (the same runs, queries grouped by the target's package)",
         )
         p50 = statistics.median(lat_ms) if lat_ms else float("nan")
         p95 = sorted(lat_ms)[int(0.95 * (len(lat_ms) - 1))] if lat_ms else float("nan")
@@ -377,6 +472,10 @@ def run(quick: bool = False, queries: int = 800, workdir: str | None = None) -> 
                     0.0,
                 )
             )
+        for lib in libs:
+            per = m.get(f"docs stripped/by library/{lib}", {})
+            if "hybrid" in per and per["queries"] >= 20:
+                section.checks.append(Check(f"docs stripped, {lib}: hybrid R@5", per["hybrid"]["R@5"], 0.45))
         section.checks.append(Check("hybrid p50 latency", p50, 50.0, higher_is_better=False, unit=" ms"))
         if quick:
             section.skipped.append(f"node count target (>= {MIN_NODES}) needs the full corpus (not --quick)")
@@ -396,10 +495,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--queries", type=int, default=800, help="number of queries (default 800)")
     ap.add_argument("--workdir", help="keep trees, graphs and embeddings here (re-runs are incremental)")
     ap.add_argument("--json", metavar="PATH", help="also write the metrics as JSON")
+    ap.add_argument("--real-only", action="store_true", help="only the real-question benchmark")
+    ap.add_argument("--no-real", action="store_true", help="skip the real-question benchmark")
     ap.add_argument("--strict", action="store_true", help="exit non-zero when a target is missed")
     args = ap.parse_args(argv)
     os.environ.setdefault("NANODEX_PROGRESS", "0")
-    section = run(quick=args.quick, queries=args.queries, workdir=args.workdir)
+    section = run(
+        quick=args.quick,
+        queries=args.queries,
+        workdir=args.workdir,
+        real=not args.no_real,
+        synthetic=not args.real_only,
+    )
     print("\n=== targets ===")
     for check in section.checks:
         print(check.line())

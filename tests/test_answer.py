@@ -178,3 +178,75 @@ def test_uncited_paragraph_gets_the_supporting_block_or_is_unverified(symbols: G
     lines = report(checked, [pricing, cart])
     assert "context: [shop/pricing.py:1-17] [shop/cart.py:15-18]" in lines
     assert "ok   shop/cart.py:15-18 (attributed)" in lines and "unverified paragraphs: 1" in lines
+
+
+# ---- bound while decoding ------------------------------------------------------------------------
+SHOWN = [Block("a/b.py", 10, 13, ""), Block("c.py", 95, 120, "")]
+
+
+@pytest.mark.parametrize(
+    ("open_inner", "piece", "ok"),
+    [
+        (None, " the", True),  # prose is free
+        (None, " [", True),
+        (None, "[a", True),
+        (None, "[x", False),  # no shown path starts with x
+        ("", "a/b.py", True),
+        ("a/b.py", ":1", True),  # 1.. can still become 10-13
+        ("a/b.py:", "9", False),
+        ("a/b.py:1", "4", False),  # 14 is past the block
+        ("a/b.py:12", "-1", True),
+        ("a/b.py:12-1", "1", False),  # 11 < start 12
+        ("a/b.py:12-1", "3].", True),
+        ("a/b.py:12-13", "]", True),
+        ("c.py:9", "9]", True),  # a single line inside the block
+        ("c.py:121", "]", False),
+        ("c.py:10", "0] [", True),  # closes a valid one, opens the next
+    ],
+)
+def test_constraint_allows_only_shown_spans(open_inner: str | None, piece: str, ok: bool) -> None:
+    from answer.constrain import Spans
+
+    assert Spans(SHOWN).allows(open_inner, piece) is ok
+
+
+def test_number_and_citation_regex_match_exactly_the_shown_spans() -> None:
+    import random
+    import re
+
+    from answer.constrain import citation_regex, number_regex
+
+    rng = random.Random(7)
+    for _ in range(60):
+        lo = rng.randint(1, 2000)
+        hi = lo + rng.choice([0, 7, 90, 1500])
+        rx = re.compile(number_regex(lo, hi))
+        assert all(bool(rx.fullmatch(str(n))) == (lo <= n <= hi) for n in range(1, 4000))
+    rx = re.compile(citation_regex(SHOWN), re.S)
+    assert rx.fullmatch("`f` [a/b.py:10-13] does it.\n\nSee [c.py:99] and [c.py:100-120].")
+    for bad in ("[a/b.py:9-13]", "[x.py:1]", "[a/b.py:10", "[c.py:121]"):
+        assert not rx.fullmatch(f"see {bad}"), bad
+
+
+@pytest.mark.slow
+def test_local_generation_cannot_cite_outside_the_shown_code() -> None:
+    """The embedded SmolLM2 asked to repeat invented citations: unconstrained it copies them,
+    constrained every citation it writes names a shown block or a sub-range of one."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from answer.generate import generate
+    from nanodex.models import resolve_model
+
+    folder = resolve_model("embedded:smollm2-135m")
+    tok = AutoTokenizer.from_pretrained(str(folder))
+    model = AutoModelForCausalLM.from_pretrained(str(folder)).eval()
+    shown = [Block("shop/cart.py", 10, 13, ""), Block("shop/pricing.py", 14, 17, "")]
+    ask = [
+        [{"role": "user", "content": "Repeat exactly: see [shop/cart.py:90-99] and [shop/models.py:3-4]."}]
+    ]
+    free = generate(model, tok, ask, max_new_tokens=32)[0]
+    assert "[shop/cart.py:90-99]" in free or "[shop/models.py" in free, free  # the model does copy them
+    bound = generate(model, tok, ask, max_new_tokens=32, blocks=[shown])[0]
+    cites = find(bound)
+    assert cites, bound
+    assert all(any(c.within(b) for b in shown) for c in cites), bound

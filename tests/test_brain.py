@@ -358,7 +358,7 @@ def test_cli_help_and_errors(tmp_path: Path) -> None:
     for module in ("brain", "brain.embed", "brain.search"):
         out = _run(module, "--help")
         assert out.returncode == 0 and "--graph" in out.stdout, module
-    missing = _run("brain", "--graph", str(tmp_path / "none.sqlite"), "--out-dir", str(tmp_path / "n"))
+    missing = _run("brain", "--graph", str(tmp_path / "none.sqlite"), "--out", str(tmp_path / "n"))
     assert missing.returncode == 2
     assert missing.stderr.strip().count("\n") == 0 and "make extract" in missing.stderr
     graph = tmp_path / "g.sqlite"
@@ -367,7 +367,7 @@ def test_cli_help_and_errors(tmp_path: Path) -> None:
         extra = ["where is the cart"] if module == "brain.search" else []
         out = _run(module, "--graph", str(graph), *extra)
         assert out.returncode == 2 and "make brain" in out.stderr and "Traceback" not in out.stderr, module
-    ok = _run("brain", "--graph", str(graph), "--out-dir", str(tmp_path / "nodes"), "--json")
+    ok = _run("brain", "--graph", str(graph), "--out", str(tmp_path / "nodes"), "--json")
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["written"] > 0
     assert index_path(BrainConfig(graph=str(graph))).is_file()

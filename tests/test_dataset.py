@@ -78,56 +78,141 @@ def built(shop: DatasetConfig) -> tuple[dict[str, Any], list[dict[str, Any]], li
     return stats, _read(shop.out_jsonl), _read(shop.eval_jsonl)
 
 
-def test_code_context_rows_show_what_they_cite_in_the_query_form(
-    shop: DatasetConfig, built: tuple, tmp_path: Path
-) -> None:
-    """With context.share 1, training rows show the code their answer cites (citations follow a
-    cut), held-out rows what search retrieves; the user turn is the query CLI's, byte for byte."""
-    _, plain_train, plain_eval = built
-    out = tmp_path / "ctx"
+_BLOCK = re.compile(r"^(\[[^\]\s]+:\d+-\d+\])\n```\n(.*?)\n```", re.S | re.M)
+
+
+def _blocks(row: dict[str, Any]) -> list[Block]:
+    """The labelled code blocks of a row's user turn, parsed back from the text."""
+    out = []
+    for label, code in _BLOCK.findall(row["messages"][0]["content"]):
+        path, a, b = re.fullmatch(r"\[(.+):(\d+)-(\d+)\]", label).groups()
+        out.append(Block(path, int(a), int(b), code))
+    return out
+
+
+def test_rows_carry_code_in_the_served_form_by_default(shop: DatasetConfig, built: tuple) -> None:
+    """Every row (bar the counted few whose code fits no budget) is asked exactly as the query CLI
+    asks: `build_messages(question, blocks)`, each block the graph's own lines under its label."""
+    stats, train, evals = built
+    assert ContextConfig().share == 1.0, "code in the rows is the default"
+    ctx = stats["context"]
+    assert ctx["train"] + ctx["eval"] + ctx["bare"] == len(train) + len(evals)
+    assert ctx["bare"] <= 0.05 * (len(train) + len(evals)), ctx
+    with Graph(shop.graph) as g:
+        for r in train + evals:
+            if not r.get("context"):
+                continue
+            blocks = _blocks(r)
+            assert [b.label for b in blocks] == r["context"]
+            assert (
+                build_messages(r["prompt"], blocks) == r["messages"][:1]
+            )  # the served prompt, byte for byte
+            assert r["messages"][-1] == {"role": "assistant", "content": r["response"]}
+            for b in blocks:
+                assert len(b.code.splitlines()) <= shop.context.max_block_lines
+                assert b.code == g.source(b.path, b.start, b.end)
+
+
+def test_every_citation_names_a_block_shown_in_its_row(built: tuple) -> None:
+    """The invariant the served answer is held to: each `[path:a-b]` of an answer is the label of
+    a block in that row's prompt, or a sub-range of one."""
+    _, train, evals = built
+    checked = 0
+    for r in train + evals:
+        if not r.get("context"):
+            continue
+        blocks = _blocks(r)
+        for path, a, b in (_span(c) for c in r["citations"]):
+            assert any(x.path == path and x.start <= a <= b <= x.end for x in blocks), (
+                r["id"],
+                r["response"],
+            )
+            checked += 1
+        assert r["citations"], r["id"]
+    assert checked > len(train)
+
+
+def test_answers_open_with_the_symbol_and_the_label_of_its_code(shop: DatasetConfig, built: tuple) -> None:
+    """A training answer about a symbol opens with its name and the label of the block showing
+    it, and says what the code does in words read from those lines (its docstring or code)."""
+    _, train, _ = built
+    opened = 0
+    with Graph(shop.graph) as g:
+        for r in train:
+            node = g.node(r.get("subject") or "")
+            if r["negative"] or not r.get("context") or node is None or "does not include" in r["response"]:
+                continue
+            head = r["response"].removeprefix("Yes: ")
+            m = re.match(r"`([^`]+)` \[([^\]\s]+):(\d+)-(\d+)\]", head)
+            assert m, r["response"]
+            if node.type == "module":
+                continue  # a module question may be answered from a symbol of the file
+            assert m.group(1) == node.qualname, (m.group(1), node.qualname)
+            a, b = int(m.group(3)), int(m.group(4))
+            assert m.group(2) == node.path and node.start_line <= a <= b <= node.end_line
+            opened += 1
+        checkout = next(
+            r
+            for r in train + built[2]
+            if r.get("subject") == "shop/cart.py::Cart.checkout"
+            and not r["negative"]
+            and "does not include" not in r["response"]
+            and r.get("context")
+        )
+    assert opened > len(train) / 3
+    # words from the code shown: Cart.checkout's docstring opens its answer, conjugated
+    assert "`Cart.checkout` [shop/cart.py:" in checkout["response"], checkout["response"]
+
+
+def test_absent_rows_say_so_and_cite_the_closest_block_shown(shop: DatasetConfig, built: tuple) -> None:
+    """A share of positive training rows show search results without the answering code; the
+    answer says so and cites the first (closest) block shown."""
+    stats, train, _ = built
+    positives = [r for r in train if not r["negative"] and r.get("context")]
+    absent = [r for r in positives if r["response"].startswith("The code shown does not include")]
+    assert len(absent) == stats["context"]["train_absent"]
+    assert 0.08 <= len(absent) / len(positives) <= 0.35, (len(absent), len(positives))
+    with Graph(shop.graph) as g:
+        for r in absent:
+            node = g.node(r.get("subject") or "")
+            blocks = _blocks(r)
+            if node is not None:
+                assert not any(
+                    b.path == node.path and b.start <= node.end_line and node.start_line <= b.end
+                    for b in blocks
+                ), r["id"]
+            assert "The closest block shown is" in r["response"] and len(r["citations"]) == 1
+
+
+def test_held_out_rows_show_what_search_retrieves(shop: DatasetConfig, built: tuple) -> None:
+    """Held-out rows are asked with the blocks lexical search retrieves for the question, in
+    search order, as the query CLI would send them; their reference answer cites those."""
+    from answer.blocks import pack_blocks
+    from brain.search import Searcher
+
+    stats, _, evals = built
+    assert stats["context"]["eval"] == len(evals) > 0
+    cfg = shop.context
+    with Graph(shop.graph) as g, Searcher(BrainConfig(graph=shop.graph), dense=False) as s:
+        for r in evals:
+            hits = s.search(r["prompt"], cfg.search_k, mode=cfg.search_mode)
+            want = pack_blocks(hits, g.source, cfg.tokens, max_block_lines=cfg.max_block_lines)
+            assert r["context"] == [b.label for b in want], r["id"]
+
+
+def test_context_share_zero_keeps_bare_questions(shop: DatasetConfig, tmp_path: Path) -> None:
+    out = tmp_path / "bare"
     cfg = replace(
         shop,
         out_jsonl=str(out / "train.jsonl"),
         eval_jsonl=str(out / "eval.jsonl"),
         stats_json=str(out / "stats.json"),
-        context=ContextConfig(share=1.0, tokens=400, max_block_lines=6),
+        context=ContextConfig(share=0.0),
     )
-    stats = build_dataset(cfg)
-    train, evals = _read(cfg.out_jsonl), _read(cfg.eval_jsonl)
-    assert [r["prompt"] for r in train] == [r["prompt"] for r in plain_train]  # same rows, same order
-    shown = [r for r in train if r.get("context")]
-    assert len(shown) == stats["context"]["train"] > 0
-    assert stats["context"]["train"] + stats["context"]["cited_code_too_long"] == len(train)
-    assert stats["context"]["eval"] == len(evals)
-    blocks_re = re.compile(r"^(\[[^\]\s]+:\d+-\d+\])\n```\n(.*?)\n```", re.S | re.M)
-    with Graph(shop.graph) as g:
-        for r in shown + evals:
-            user = r["messages"][0]["content"]
-            blocks = [
-                Block(path, int(a), int(b), code)
-                for label, code in blocks_re.findall(user)
-                for path, a, b in [re.fullmatch(r"\[(.+):(\d+)-(\d+)\]", label).groups()]
-            ]
-            assert [b.label for b in blocks] == r["context"]
-            assert build_messages(r["prompt"], blocks)[0]["content"] == user
-            for b in blocks:
-                assert len(b.code.splitlines()) <= 6 and b.code == g.source(b.path, b.start, b.end)
-        for r in shown:
-            assert all(f"[{c}]" in r["context"] for c in r["citations"]), (r["context"], r["citations"])
-            assert r["messages"][-1]["content"] == r["response"]
-            assert all(g.resolves(*_span(c)) for c in r["citations"])
-    before = {r["prompt"]: r for r in plain_train}
-    cuts = 0
-    for r in shown:  # a cited span over 6 lines is shown cut, and its citation names the cut
-        expect = []
-        for c in before[r["prompt"]]["citations"]:
-            path, a, b = _span(c)
-            cuts += b - a + 1 > 6
-            expect.append(f"{path}:{a}-{min(b, a + 5)}")
-        assert r["citations"] == expect
-    assert cuts, "the fixture has cited spans longer than 6 lines"
-    plain = {r["prompt"]: r for r in plain_eval}
-    assert all(r["response"] == plain[r["prompt"]]["response"] for r in evals)  # held-out answers unchanged
+    build_dataset(cfg)
+    rows = _read(cfg.out_jsonl)
+    assert rows and all(r["messages"][0]["content"] == r["prompt"] and not r.get("context") for r in rows)
+    assert all(schema_errors(r) == [] for r in rows)
 
 
 def _span(citation: str) -> tuple[str, int, int]:
@@ -185,6 +270,38 @@ def test_no_eval_fact_leaks_into_train(built: tuple) -> None:
     assert several, "facts are asked in several phrasings"
 
 
+def test_split_by_symbol_no_held_out_subject_or_ref_set_in_training(built: tuple) -> None:
+    """Facts about one symbol, or resting on the same nodes, share a side of the split."""
+    stats, train, evals = built
+    held = [r for r in evals if not r["negative"]]
+    assert held, "the fixture must hold out positives"
+    subjects = {r["subject"] for r in train if r.get("subject")}
+    ref_sets = {frozenset(r["refs"]) for r in train}
+    assert not [r["id"] for r in held if r.get("subject") in subjects]
+    assert not [r["id"] for r in held if frozenset(r["refs"]) in ref_sets]
+    assert "negative_crossing_split" in stats["dropped"]
+
+
+def test_fact_groups_join_facts_by_subject_and_ref_set() -> None:
+    from dataset.split import eval_facts, fact_groups
+
+    rows = [
+        {"fact": "a", "subject": "m.py::X", "refs": ["m.py::X"]},
+        {"fact": "b", "subject": "m.py::X", "refs": ["m.py::X", "m.py::Y"]},  # same subject as a
+        {"fact": "c", "subject": None, "refs": ["m.py::Y", "m.py::X"]},  # same ref set as b
+        {"fact": "d", "subject": "m.py::Z", "refs": ["m.py::Z"]},
+        {"fact": "e", "subject": None, "refs": ["m.py::Z"], "negative": True},  # negatives join nothing
+        {"fact": "f", "subject": None, "refs": ["m.py::Z"], "negative": True},
+    ]
+    groups = fact_groups(rows)
+    assert groups["a"] == groups["b"] == groups["c"] == "a"
+    assert groups["d"] == "d" and groups["e"] == "e" and groups["f"] == "f"
+    for seed in range(20):
+        held = eval_facts(rows, seed, 0.5)
+        assert len({f in held for f in "abc"}) == 1, (seed, held)  # a group is never split
+        assert 0 < len(held) < 6
+
+
 def test_negatives_are_truly_absent_and_cite_the_closest_real_node(shop: DatasetConfig, built: tuple) -> None:
     _, train, evals = built
     negs = [r for r in train + evals if r["negative"]]
@@ -202,8 +319,11 @@ def test_negatives_are_truly_absent_and_cite_the_closest_real_node(shop: Dataset
             words = re.findall(r"[A-Z]?[a-z]+", last)
             assert f"`{absent}`" in r["prompt"] or all(w.lower() in r["prompt"].lower() for w in words), r
             closest = g.node(r["refs"][0])
-            assert closest is not None and closest.citation in r["citations"], r
-            assert "closest real" in r["response"] or "that class itself" in r["response"]
+            assert closest is not None and len(r["citations"]) == 1, r
+            if r in train:  # the closest real thing is shown (cut to max_block_lines) and cited
+                path, a, b = _span(r["citations"][0])
+                assert (path, a) == (closest.path, closest.start_line) and b <= closest.end_line, r
+            assert "The closest code shown is" in r["response"]
     conn.close()
 
 
@@ -350,7 +470,7 @@ def test_llm_paraphrase_keeps_code_names_or_keeps_the_template(
     assert stats["llm_paraphrase"]["reworded"] == len(done) > 0
     assert stats["llm_paraphrase"]["rejected"] > 0
     for r in done:
-        assert r["messages"][0]["content"] == r["prompt"] and "that thing" not in r["prompt"]
+        assert r["messages"][0]["content"].endswith(r["prompt"]) and "that thing" not in r["prompt"]
     assert not any(r.get("paraphrased") for r in rows if r["negative"])
 
 
@@ -431,3 +551,39 @@ def test_on_this_repository(tmp_path: Path) -> None:
     assert stats["citations"]["validity"] == 1.0
     assert stats["leakage"] == {"facts": 0, "prompts": 0, "answers": 0}
     assert stats["coverage"]["share"] >= 0.9
+
+
+def test_describe_reads_what_the_code_shown_does() -> None:
+    """The opening sentence comes from the lines shown: docstring (conjugated), raises, returns, calls."""
+    from dataset.describe import describe, read_code
+
+    code = textwrap.dedent(
+        '''\
+        def acquire(self, timeout: float = 1.0) -> Conn:
+            """Take a connection from the pool, waiting up to `timeout` seconds.
+
+            More text that is not the first sentence.
+            """
+            if self.closed:
+                raise PoolClosed("closed")
+            conn = self._queue.get(timeout=timeout)
+            self._check(conn)
+            return conn
+        '''
+    )
+    facts = read_code(code, "Pool.acquire")
+    assert facts.raises == ["PoolClosed"] and facts.returns == ["conn"]
+    assert facts.calls == ["_check"]  # `self._queue.get` is a container call, the raise is not a call
+    text = describe("Pool.acquire", "[src/pool.py:40-49]", code, focus="raises")
+    assert text == (
+        "`Pool.acquire` [src/pool.py:40-49] takes a connection from the pool, waiting up to "
+        "`timeout` seconds. It raises `PoolClosed`. It returns `conn`."
+    )
+    go = "// Open dials the server and returns a session.\nfunc Open(addr string) (*Session, error) {\n\treturn dial(addr)\n}"
+    assert describe("Open", "[s.go:1-4]", go, extra=1).startswith(
+        "`Open` [s.go:1-4] dials the server and returns a session. It returns `dial(addr)`."
+    )
+    cls = "class Cart:\n    def add(self, x):\n        pass\n    def total(self):\n        return 0\n"
+    assert describe("Cart", "[c.py:1-5]", cls, kind="class") == (
+        "`Cart` [c.py:1-5] is defined as `class Cart`. It defines `add` and `total`."
+    )

@@ -16,7 +16,7 @@ import pytest
 
 from extractor.graph import Graph
 from nanodex.errors import NanodexError
-from pca_otf.selftune.curriculum import rank_module
+from selftune.curriculum import rank_module
 from tests.conftest import FIXTURES, build_graph
 
 SHAPES = "pkg/shapes.py"

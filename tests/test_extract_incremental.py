@@ -137,12 +137,12 @@ def test_incremental_reading_the_graph_into_memory_equals_fresh(
     case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Incremental runs that redo many references read the whole graph into memory first
-    (`MemoryResolver.from_db`); forced here for every run, the result must not change."""
+    (`MemorySymbols.from_db`); forced here for every run, the result must not change."""
     used: list[int] = []
-    real = resolve.MemoryResolver.from_db.__func__
+    real = resolve.MemorySymbols.from_db.__func__
     monkeypatch.setattr(resolve, "_MEMORY_MIN_REFS", 0)
     monkeypatch.setattr(
-        resolve.MemoryResolver, "from_db", classmethod(lambda cls, conn: used.append(1) or real(cls, conn))
+        resolve.MemorySymbols, "from_db", classmethod(lambda cls, conn: used.append(1) or real(cls, conn))
     )
     _edit_and_delete_match_fresh(case, tmp_path)
     assert used, "the in-memory resolver was not used"
@@ -151,8 +151,9 @@ def test_incremental_reading_the_graph_into_memory_equals_fresh(
 def test_new_same_named_method_redoes_only_the_guessing_nodes(
     repo: Path, graph_path: Path, tmp_path: Path
 ) -> None:
-    """`item.take(5)` in a test was guessed repo-wide (one `take` method); a second `take` in an
-    unrelated file must turn that guess ambiguous, re-resolving the test function alone."""
+    """`obj.take(5)` on an untyped parameter is guessed repo-wide (one `take` method); a second
+    `take` in an unrelated file must turn that guess ambiguous, re-resolving that function alone."""
+    (repo / "shop" / "guess.py").write_text("def use(obj):\n    return obj.take(5)\n")
     build_graph(repo, graph_path, ["python"])
     pricing = repo / "shop" / "pricing.py"
     original = pricing.read_text()
@@ -160,12 +161,12 @@ def test_new_same_named_method_redoes_only_the_guessing_nodes(
     report = build_graph(repo, graph_path, ["python"])
     assert report.resolved_nodes >= 1
     _assert_same_as_fresh(repo, graph_path, tmp_path)
-    meta = node_meta(graph_path)["tests/test_cart.py::test_take"]
+    meta = node_meta(graph_path)["shop/guess.py::use"]
     assert [a["name"] for a in meta["ambiguous"]] == ["take"]
     pricing.write_text(original)
     build_graph(repo, graph_path, ["python"])
     _assert_same_as_fresh(repo, graph_path, tmp_path)
-    assert "ambiguous" not in node_meta(graph_path)["tests/test_cart.py::test_take"]
+    assert "ambiguous" not in node_meta(graph_path)["shop/guess.py::use"]
 
 
 def _write_repo(root: Path, files: dict[str, str]) -> None:

@@ -371,7 +371,9 @@ def test_query_cli_json_and_text(fake: FakeOpenAI, brain_graph: Path, tmp_path: 
                       "--json", "--k", "3", cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    assert out["raw_answer"] == fake.answer and out["model"] == "expert" and out["usage"]["total_tokens"] == 12
+    assert (
+        out["raw_answer"] == fake.answer and out["model"] == "expert" and out["usage"]["total_tokens"] == 12
+    )
     assert out["answer"] == fake.answer.replace("99].", "99] (unresolved).") and out["provenance"]["layout"]
     assert [c["resolves"] for c in out["citations"]] == [True, False]
     bad = out["citations"][1]
@@ -582,3 +584,37 @@ def test_failure_reason_picks_the_cause_from_a_vllm_log() -> None:
     argparse_err = ["usage: api_server.py [-h]", "api_server.py: error: unrecognized arguments: --nope"]
     assert failure_reason(argparse_err) == "api_server.py: error: unrecognized arguments: --nope"
     assert failure_reason(["Killed"]) == "Killed" and failure_reason([]) == "no output"
+
+
+def test_pack_blocks_symbol_windows_label_exactly_the_lines_shown(graph_file: Path) -> None:
+    from answer.blocks import local_token_counter, symbol_window
+
+    hits = [_hit("shop/models.py", 14, 33), _hit("shop/cart.py", 6, 21), _hit("shop/cart.py", 10, 13)]
+    question = "what happens when the stock is not enough to take?"
+    with Graph(graph_file) as g:
+        whole = pack_blocks(hits, g.source, 10_000)
+        windows = pack_blocks(hits, g.source, 10_000, question=question, window_lines=6)
+        for b in windows:  # every label is exactly true, windows or not
+            assert b.code == g.source(b.path, b.start, b.end).rstrip("\n")
+            assert b.end - b.start + 1 == len(b.code.splitlines())
+        shown = sum(b.end - b.start + 1 for b in windows)
+        assert shown < sum(b.end - b.start + 1 for b in whole)
+        # the symbol's first line (its signature) and a line using the question's words are shown
+        assert any(b.path == "shop/models.py" and b.start == 14 for b in windows)
+        text = "\n".join(b.code for b in windows if b.path == "shop/models.py")
+        assert "stock" in text.lower()
+        # Cart.add (10-13) lies inside Cart's span: shown once, not twice
+        lines = [(b.path, n) for b in windows for n in range(b.start, b.end + 1)]
+        assert len(lines) == len(set(lines))
+    src = [
+        "def f(a,",
+        "      b):",
+        '    """Do it."""',
+        *[f"    x{i} = {i}" for i in range(20)],
+        "    return stock",
+    ]
+    keep = symbol_window(src, frozenset({"stock"}), 6)
+    assert keep[:3] == [0, 1, 2] and len(src) - 1 in keep and len(keep) <= 7
+    assert symbol_window(src[:5], frozenset(), 6) == [0, 1, 2, 3, 4]
+    count = local_token_counter("/nonexistent/model")
+    assert count is None  # nothing local: the caller keeps the estimate

@@ -268,7 +268,7 @@ def test_cli_json_and_errors(env: dict) -> None:
     ok = subprocess.run(
         [
             *cmd,
-            "--prompt",
+            "--question",
             CHECKOUT_Q,
             "--pack-context",
             "--require-citations",
@@ -284,7 +284,7 @@ def test_cli_json_and_errors(env: dict) -> None:
     data = json.loads(ok.stdout)
     assert data["windows"] and data["provenance"]["commit"] == env["pg"].commit()
     bad = subprocess.run(
-        [*cmd, "--prompt", "x", "--pg-backend", "nope_mod:F"], capture_output=True, text=True, timeout=120
+        [*cmd, "--question", "x", "--pg-backend", "nope_mod:F"], capture_output=True, text=True, timeout=120
     )
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "does not import" in bad.stderr
 

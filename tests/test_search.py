@@ -16,6 +16,8 @@ import pytest
 from brain.build import build_brain
 from brain.config import BrainConfig, embeddings_path
 from brain.embed import embed, load_embeddings
+from brain.intent import path_role, read_intent
+from brain.rerank import FEATURES, as_words, fit_weights, held_out
 from brain.search import Searcher
 from nanodex.errors import NanodexError
 from tests.conftest import FIXTURES, build_graph
@@ -109,15 +111,71 @@ def test_graph_neighbours_of_strong_hits_are_boosted(cfg: BrainConfig) -> None:
             row["shop/cart.py::Cart.name"],
             row["shop/models.py::Item"],
         )
-        # two equal hits; the one defined in another strong hit (its class) moves ahead
-        boosted = searcher._graph_boost({name: 0.1, take: 0.1, item: 0.2})
-        assert boosted[take] > boosted[name] >= 0.1
+        # the graph feature: a member of a strong hit (its class) gets it, an unrelated hit not
+        rows, x = searcher.features("item take cart name")
+        col = FEATURES.index("graph")
+        assert item in rows and take in rows and name in rows
+        assert x[rows.index(take), col] > 0
         hybrid = searcher.search("sale", 10, mode="hybrid")
         assert hybrid[0].id == "shop/models.py::Item"  # only Item's docstring says "sale"
         with pytest.raises(NanodexError, match="make brain-embed"):
             searcher.search("describe", 3, mode="dense")
     finally:
         searcher.close()
+
+
+def test_intent_and_roles() -> None:
+    assert [path_role(p) for p in ("pkg/core.py", "tests/test_a.py", "pkg/a_test.py", "conftest.py")] == [
+        "library",
+        "test",
+        "test",
+        "test",
+    ]
+    assert path_role("docs/examples/x.py") == "example" and path_role("docs/conf.py") == "docs"
+    assert path_role("examples/basic.py") == "example" and path_role("src/latest/x.py") == "library"
+    it = read_intent('Why do I get ValueError: "negative quantity" from `price()`?')
+    assert it.wants == {"library"} and "ValueError" in it.errors and "negative quantity" in it.quotes
+    assert "price" in " ".join(it.identifiers)
+    assert read_intent("which test covers the checkout").role_ok("test")
+    assert not read_intent("how does checkout work").role_ok("test")
+
+
+def test_library_code_outranks_tests_unless_asked(cfg: BrainConfig) -> None:
+    searcher = Searcher(cfg, dense=False)
+    try:
+        rows, x = searcher.features("checkout")
+        off = x[:, FEATURES.index("off_role")]
+        checkout_test = searcher.row_of["tests/test_cart.py::TestCart.test_checkout"]
+        assert off[rows.index(checkout_test)] == 1.0  # a test the question did not ask for
+        assert _ids(searcher, "checkout", 1) == ["shop/cart.py::Cart.checkout"]
+        # a test exercising library code lends it evidence
+        ev = x[:, FEATURES.index("test_evidence")]
+        assert ev[rows.index(searcher.row_of["shop/cart.py::Cart.checkout"])] > 0
+        assert "tests/test_cart.py::TestCart.test_checkout" in _ids(searcher, "which test covers checkout", 2)
+        # quoted error text goes to the raise site; a named error to its raisers
+        rows, x = searcher.features('I get "empty cart" when I pay')
+        site = rows.index(searcher.row_of["shop/cart.py::Cart.checkout"])
+        assert x[site, FEATURES.index("raise_site")] == 1.0
+        rows, x = searcher.features("what raises OutOfStock")
+        assert x[rows.index(searcher.row_of["shop/models.py::Item.take"]), FEATURES.index("raise_site")] > 0
+    finally:
+        searcher.close()
+
+
+def test_reranker_fit_moves_weights_toward_the_gold() -> None:
+    rng = np.random.default_rng(0)
+    pools = []
+    for _ in range(60):  # gold rows are the ones with a high name_match; lexical is noise
+        x = rng.random((20, len(FEATURES))).astype(np.float32)
+        gold = int(rng.integers(20))
+        x[:, FEATURES.index("name_match")] *= 0.5
+        x[gold, FEATURES.index("name_match")] = 1.0
+        pools.append((x, gold))
+    start = np.zeros(len(FEATURES), dtype=np.float32)
+    w = fit_weights(pools, start, l2=0.01)
+    assert w[FEATURES.index("name_match")] > 1.0 > abs(w[FEATURES.index("lexical")])
+    assert as_words("How does `Cart.add_item` work?") == "How does cart add item work?"
+    assert held_out("a::b") == held_out("a::b")  # deterministic split by fact
 
 
 @pytest.mark.slow

@@ -19,19 +19,19 @@ import pytest
 
 from extractor.graph import Graph
 from nanodex.errors import NanodexError
-from pca_otf.selftune import distill
-from pca_otf.selftune.config import SandboxConfig, SelftuneConfig
-from pca_otf.selftune.module_adapters import slug
-from pca_otf.selftune.sandbox import (
+from selftune import distill
+from selftune.config import SandboxConfig, SelftuneConfig
+from selftune.module_adapters import slug
+from selftune.sandbox import (
     NAMESPACES,
     RLIMITS_ONLY,
     choose_mechanism,
     probe_namespaces,
     run_in_sandbox,
 )
-from pca_otf.selftune.verify_citations import check_citations, subject_spans
-from pca_otf.selftune.verify_content import ContentChecker
-from pca_otf.selftune.verify_tests import mapped_tests, run_tests, verdict
+from selftune.verify_citations import check_citations, subject_spans
+from selftune.verify_content import ContentChecker
+from selftune.verify_tests import mapped_tests, run_tests, verdict
 from tests.conftest import build_graph
 
 FIXTURE = Path(__file__).parent / "fixtures" / "selftune"
@@ -160,7 +160,7 @@ def test_sandbox_limits_and_explicit_fallback(repo: Path, monkeypatch: pytest.Mo
     )
     assert big.returncode != 0 and "ALLOCATED" not in big.stdout and "MemoryError" in big.stderr
     # when namespaces are unavailable, `auto` refuses unless the fallback is allowed explicitly
-    import pca_otf.selftune.sandbox as sb
+    import selftune.sandbox as sb
 
     monkeypatch.setitem(sb._probe_cache, "result", "unshare: operation not permitted (simulated)")
     with pytest.raises(NanodexError, match="cannot isolate mapped tests"):
@@ -263,7 +263,7 @@ def loop_config(repo: Path, tmp_path: Path, base: Path) -> SelftuneConfig:
 def test_change_to_one_function_retunes_only_its_module_and_resume_redoes_nothing(
     repo: Path, tmp_path: Path, tiny_base: Path
 ) -> None:
-    from pca_otf.selftune.pipeline import run_selftune
+    from selftune.pipeline import run_selftune
 
     cfg = loop_config(repo, tmp_path, tiny_base)
     first = run_selftune(cfg)
@@ -315,13 +315,13 @@ def test_change_to_one_function_retunes_only_its_module_and_resume_redoes_nothin
 
 def test_cli_help_and_bad_config(tmp_path: Path) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "pca_otf.selftune", "--help"], capture_output=True, text=True, cwd=ROOT
+        [sys.executable, "-m", "selftune", "--help"], capture_output=True, text=True, cwd=ROOT
     )
     assert out.returncode == 0 and "--resume" in out.stdout and "--include-deps" in out.stdout
     bad = tmp_path / "bad.yaml"
     bad.write_text("answerr: direct\n")
     out = subprocess.run(
-        [sys.executable, "-m", "pca_otf.selftune", "--config", str(bad)],
+        [sys.executable, "-m", "selftune", "--config", str(bad)],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -333,7 +333,7 @@ def test_cli_help_and_bad_config(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_end_to_end_with_smollm2(repo: Path, tmp_path: Path) -> None:
     """The whole loop with the embedded SmolLM2-135M: real answers, verified, kept, trained, evaluated."""
-    from pca_otf.selftune.pipeline import run_selftune
+    from selftune.pipeline import run_selftune
 
     cfg = loop_config(repo, tmp_path, Path("unused"))
     cfg.base = "embedded:smollm2-135m"

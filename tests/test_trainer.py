@@ -207,6 +207,30 @@ def test_packed_batches_do_not_attend_across_examples(tiny_base: Path) -> None:
     assert packed == pytest.approx(alone, rel=1e-4)
 
 
+def test_answer_logits_only_gives_the_same_loss_and_gradient(tiny_base: Path) -> None:
+    """Logits kept only where an answer token is predicted: the loss and the gradient are the
+    full-logits ones, padded and packed batches alike (prompt positions carry IGNORE anyway)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_base)
+    model = AutoModelForCausalLM.from_pretrained(tiny_base)
+    examples, _ = data.encode_rows(tok, data.load_rows(TRAIN, limit=4), 256)
+    for feats in (data.as_features(examples), data.pack(examples, 200, seed=0)):
+        full = data.Collator(pad_id=tok.pad_token_id)(feats)
+        kept = data.Collator(pad_id=tok.pad_token_id, answer_logits_only=True)(feats)
+        answers = int((full["labels"][:, 1:] != data.IGNORE).any(0).sum())
+        assert kept["logits_to_keep"].numel() == answers < full["labels"].shape[1]
+        results = []
+        for batch in (full, kept):
+            model.zero_grad()
+            out = model(**batch, use_cache=False)
+            out.loss.backward()
+            assert out.logits.shape[1] == batch.get("logits_to_keep", full["labels"][0]).numel()
+            results.append((float(out.loss.detach()), model.lm_head.weight.grad.clone()))
+        assert results[0][0] == pytest.approx(results[1][0], rel=1e-5)
+        assert torch.allclose(results[0][1], results[1][1], atol=1e-6)
+
+
 def test_labels_cover_exactly_the_answer(tiny_base: Path) -> None:
     from transformers import AutoTokenizer
 

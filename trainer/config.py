@@ -60,6 +60,7 @@ class TrainConfig:
     # data
     max_seq_len: int = 512
     packing: bool = False  # concatenate rows into max_seq_len blocks (no padding)
+    answer_logits_only: bool = True  # logits (and loss) only where an answer token is predicted: memory, time
     group_by_length: bool = True  # batch rows of similar length (less padding); ignored with packing
     system_prompt: str | None = None  # None: the chat template's own default
     eval_rows: int = 0  # rows of eval_dataset used for the eval loss (0 = all)

@@ -58,9 +58,17 @@ def require_dataset(path: str | Path, what: str = "dataset") -> Path:
 def load_rows(path: str | Path, *, what: str = "dataset", limit: int = 0) -> list[dict[str, Any]]:
     """Read a JSONL dataset; missing, empty or malformed files are one-line errors naming the fix."""
     p = require_dataset(path, what)
+    check_dataset_set(p)
     rows: list[dict[str, Any]] = []
-    with p.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
+    with p.open("rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise NanodexError(
+                    f"{p}:{lineno}: not UTF-8 (byte {err.start + 1} of the line)",
+                    "re-run `make dataset`, or re-encode the file as UTF-8",
+                ) from err
             if not line.strip():
                 continue
             try:
@@ -82,6 +90,35 @@ def load_rows(path: str | Path, *, what: str = "dataset", limit: int = 0) -> lis
     return rows
 
 
+def check_dataset_set(path: Path) -> None:
+    """A dataset file written by `make dataset` must be the one its stats.json lists.
+
+    The dataset stage writes train.jsonl, eval.jsonl and then stats.json, which records each
+    file's sha256; a run killed between those renames leaves files from two runs side by side,
+    and this check names it instead of training on the mix. Files with no such stats.json beside
+    them (a hand-made dataset) are not checked.
+    """
+    stats = path.parent / "stats.json"
+    if not stats.is_file():
+        return
+    try:
+        data = json.loads(stats.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError) as err:
+        raise NanodexError(
+            f"{stats} is damaged ({err.__class__.__name__}): cannot check {path.name} against it",
+            "re-run `make dataset`",
+        ) from err
+    expected = (data.get("outputs_sha256") or {}).get(path.name) if isinstance(data, dict) else None
+    if expected is None:
+        return
+    if file_sha256(path) != expected:
+        raise NanodexError(
+            f"{path} is not the file {stats} lists (the dataset run that wrote them was interrupted, "
+            "or the file was edited)",
+            "re-run `make dataset` to write the set again",
+        )
+
+
 def check_row(row: dict[str, Any], where: str) -> None:
     msgs = row.get("messages")
     if msgs is not None:
@@ -91,6 +128,10 @@ def check_row(row: dict[str, Any], where: str) -> None:
             )
         if not any(m["role"] == "assistant" for m in msgs):
             raise NanodexError(f"{where}: `messages` has no assistant turn to learn", "re-run `make dataset`")
+        if any(m["role"] == "assistant" and not m["content"].strip() for m in msgs):
+            raise NanodexError(
+                f"{where}: an assistant turn is empty: nothing to learn", "re-run `make dataset`"
+            )
         return
     for key in ("prompt", "response"):
         if not isinstance(row.get(key), str) or not row[key].strip():
@@ -245,9 +286,17 @@ class ListDataset(torch.utils.data.Dataset):
 
 @dataclass
 class Collator:
-    """Right-pads a batch; padded labels are IGNORE. Packed blocks get position_ids, no attention mask."""
+    """Right-pads a batch; padded labels are IGNORE. Packed blocks get position_ids, no attention mask.
+
+    `answer_logits_only`: the model computes logits only at the positions that predict an answer
+    token (`logits_to_keep`, with the matching `shift_labels` that transformers' causal-LM loss
+    takes as is). Rows with code in the prompt are ~85 % prompt tokens, and the logits
+    (tokens x 49k vocabulary, upcast to float32 for the loss, and their gradient) were the
+    largest tensors of a CPU step; the loss is the same, since prompt positions carry IGNORE.
+    """
 
     pad_id: int
+    answer_logits_only: bool = False
 
     def __call__(self, features: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
         width = max(len(f["input_ids"]) for f in features)
@@ -264,4 +313,17 @@ class Collator:
                 batch["position_ids"].append(f["position_ids"] + list(range(pad)))
             else:
                 batch["attention_mask"].append([1] * n + [0] * pad)
-        return {k: torch.tensor(v, dtype=torch.long) for k, v in batch.items()}
+        out = {k: torch.tensor(v, dtype=torch.long) for k, v in batch.items()}
+        if self.answer_logits_only:
+            out.update(answer_positions(out["labels"]))
+        return out
+
+
+def answer_positions(labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    """`logits_to_keep` (the positions whose next token is an answer token in any row of the
+    batch) and `shift_labels` (those next tokens, IGNORE where a row has none)."""
+    keep = (labels[:, 1:] != IGNORE).any(0).nonzero().squeeze(1)
+    if keep.numel() == 0:  # no answer token at all: one position, all IGNORE (a zero loss)
+        keep = torch.tensor([labels.shape[1] - 1])
+        return {"logits_to_keep": keep, "shift_labels": torch.full((labels.shape[0], 1), IGNORE)}
+    return {"logits_to_keep": keep, "shift_labels": labels[:, keep + 1]}

@@ -29,6 +29,7 @@ from nanodex.models import resolve_model
 from nanodex.paths import atomic_path
 from trainer import data
 from trainer.callbacks import History, ProgressCallback, peak_gpu_mb, peak_rss_mb
+from trainer.checkpoints import checkpoint_damage
 from trainer.config import TrainConfig
 from trainer.manifest import FORMAT, environment, graph_commit, write_manifest
 from trainer.model import (
@@ -72,13 +73,31 @@ def resume_point(cfg: TrainConfig, resume: bool | str) -> str | None:
             raise NanodexError(
                 f"{resume} is not a training checkpoint", f"pass a checkpoint-N folder of {cfg.checkpoints}"
             )
+        damage = checkpoint_damage(resume)
+        if damage:
+            raise NanodexError(
+                f"checkpoint {resume} is damaged: {damage}", "pass an older checkpoint-N, or plain --resume"
+            )
         return resume
     found = checkpoints_in(cfg.checkpoints)
     if not found:
         raise NanodexError(
             f"no checkpoint to resume from in {cfg.checkpoints}", "run without --resume to start fresh"
         )
-    return str(found[-1])
+    damaged: list[str] = []
+    for ckpt in reversed(found):  # newest first; a damaged one is passed over, never silently
+        damage = checkpoint_damage(ckpt)
+        if damage is None:
+            if damaged:
+                get_logger("trainer").warning(
+                    "skipping damaged checkpoint(s) %s: resuming from %s", "; ".join(damaged), ckpt.name
+                )
+            return str(ckpt)
+        damaged.append(f"{ckpt.name} ({damage})")
+    raise NanodexError(
+        f"every checkpoint in {cfg.checkpoints} is damaged: {'; '.join(damaged)}",
+        "run without --resume to start fresh",
+    )
 
 
 def _is_oom(err: BaseException) -> bool:
@@ -226,7 +245,7 @@ def train(cfg: TrainConfig, *, resume: bool | str = False, callbacks: Sequence[A
         args=args,
         train_dataset=data.ListDataset(train_set),
         eval_dataset=data.ListDataset(eval_set) if eval_set else None,
-        data_collator=data.Collator(pad_id=tok.pad_token_id),
+        data_collator=data.Collator(pad_id=tok.pad_token_id, answer_logits_only=cfg.answer_logits_only),
         processing_class=tok,
         callbacks=[ProgressCallback(history), *callbacks],
     )

@@ -124,3 +124,19 @@
 (import_declaration
   [(scoped_identifier) (identifier)] @import.module
   (asterisk) @import.wildcard) @import
+
+; ---------------------------------------------------------------- receiver types
+; (extractor/receivers.py) declared types of parameters, locals, fields and for-each variables;
+; `var x = new Foo()` takes the constructed type.
+(formal_parameter type: (_) @bind.annotation name: (identifier) @bind.name) @binding
+(local_variable_declaration
+  type: (_) @bind.annotation
+  declarator: (variable_declarator name: (identifier) @bind.name)) @binding
+(local_variable_declaration
+  declarator: (variable_declarator
+    name: (identifier) @bind.name
+    value: (object_creation_expression type: (_) @bind.annotation))) @binding
+(field_declaration
+  type: (_) @bind.annotation
+  declarator: (variable_declarator name: (identifier) @bind.name)) @binding
+(enhanced_for_statement type: (_) @bind.annotation name: (identifier) @bind.name) @binding

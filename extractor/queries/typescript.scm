@@ -75,55 +75,7 @@
     (function_expression body: (_) @body)
   ]) @definition.method
 
-; const f = () => {}: the declaration statement is the main node, so that the doc comment above
-; it (or above its `export`) is found.
-(lexical_declaration
-  (variable_declarator
-    name: (identifier) @name
-    value: [
-      (arrow_function body: (_) @body)
-      (function_expression body: (_) @body)
-      (generator_function body: (_) @body)
-    ])) @definition.function
-
-(variable_declaration
-  (variable_declarator
-    name: (identifier) @name
-    value: [
-      (arrow_function body: (_) @body)
-      (function_expression body: (_) @body)
-      (generator_function body: (_) @body)
-    ])) @definition.function
-
-; ---------------------------------------------------------------- calls
-
-(call_expression
-  function: (identifier) @name
-  (#not-eq? @name "require")) @reference.call
-
-(call_expression
-  function: (member_expression
-    object: (_) @receiver
-    property: [(property_identifier) (private_property_identifier)] @name)) @reference.call
-
-(new_expression
-  constructor: (identifier) @name) @reference.call
-
-(new_expression
-  constructor: (member_expression
-    object: (_) @receiver
-    property: (property_identifier) @name)) @reference.call
-
-; ---------------------------------------------------------------- throws
-
-(throw_statement
-  (new_expression
-    constructor: (identifier) @name)) @reference.throw
-
-(throw_statement
-  (new_expression
-    constructor: (member_expression
-      property: (property_identifier) @name))) @reference.throw
+; include: ecmascript.scm
 
 ; ---------------------------------------------------------------- inheritance
 
@@ -198,3 +150,32 @@
     function: (identifier) @_require
     arguments: (arguments . (string (string_fragment) @import.module) .))
   (#eq? @_require "require")) @import
+
+; ---------------------------------------------------------------- receiver types
+; (extractor/receivers.py) annotated parameters, fields and variables, `x = new Foo()`;
+; a constructor's parameter property (`constructor(private store: Store)`) types `this.store`.
+(required_parameter
+  (accessibility_modifier)
+  pattern: (identifier) @bind.name
+  type: (type_annotation (_) @bind.field_annotation)) @binding
+(required_parameter
+  pattern: (identifier) @bind.name
+  type: (type_annotation (_) @bind.annotation)) @binding
+(optional_parameter
+  pattern: (identifier) @bind.name
+  type: (type_annotation (_) @bind.annotation)) @binding
+(public_field_definition
+  name: (property_identifier) @bind.name
+  type: (type_annotation (_) @bind.annotation)) @binding
+(public_field_definition
+  name: (property_identifier) @bind.name
+  value: (new_expression constructor: [(identifier) (member_expression)] @bind.annotation)) @binding
+(variable_declarator
+  name: (identifier) @bind.name
+  type: (type_annotation (_) @bind.annotation)) @binding
+(variable_declarator
+  name: (identifier) @bind.name
+  value: (new_expression constructor: [(identifier) (member_expression)] @bind.annotation)) @binding
+(assignment_expression
+  left: (member_expression) @bind.name
+  right: (new_expression constructor: [(identifier) (member_expression)] @bind.annotation)) @binding

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from answer.citations import CITATION
 from extractor.graph import Graph
-from pca_otf.selftune.verify_citations import Span
+from selftune.verify_citations import Span
 
 ECHO_WORDS = 8  # an answer sharing this many consecutive words with the question echoes it
 _TICKED = re.compile(r"`([^`\n]{1,120})`")

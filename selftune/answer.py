@@ -22,8 +22,8 @@ from answer.prompt import build_messages
 from extractor.graph import Graph
 from nanodex.errors import NanodexError
 from nanodex.log import get_logger
-from pca_otf.selftune.config import SelftuneConfig
-from pca_otf.selftune.propose import Proposal
+from selftune.config import SelftuneConfig
+from selftune.propose import Proposal
 
 log = get_logger("selftune.answer")
 

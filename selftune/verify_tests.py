@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from extractor.graph import Graph
-from pca_otf.selftune.config import SandboxConfig
-from pca_otf.selftune.sandbox import run_in_sandbox, scratch_copy
+from selftune.config import SandboxConfig
+from selftune.sandbox import run_in_sandbox, scratch_copy
 
 # `-rA` summary lines ("FAILED id - msg") and, for skips, whose summary names no id, `-v` lines
 _OUTCOME = re.compile(r"^(PASSED|FAILED|ERROR|XFAIL|XPASS)\s+(\S+)", re.MULTILINE)

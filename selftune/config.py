@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from nanodex.paths import DEFAULT_GRAPH
+
 
 @dataclass
 class ProposeConfig:
@@ -85,7 +87,7 @@ class RefreshConfig:
 @dataclass
 class SelftuneConfig:
     repo: str = "."
-    graph: str = "brain/graph.sqlite"
+    graph: str = str(DEFAULT_GRAPH)
     base: str = "embedded:smollm2-135m"
     adapter: str | None = "models/nanodex-lora"  # the main adapter (answers use it; refreshed at the end)
     extract_config: str = "config/extract.yaml"

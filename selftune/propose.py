@@ -13,7 +13,7 @@ import hashlib
 from dataclasses import asdict, dataclass, field
 
 from extractor.graph import Graph, GraphNode
-from pca_otf.selftune.config import ProposeConfig
+from selftune.config import ProposeConfig
 
 FUNC_TYPES = ("function", "method")
 

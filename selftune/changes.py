@@ -17,8 +17,8 @@ from typing import Any
 
 from extractor.graph import Graph
 from nanodex.config import load_config
-from nanodex.paths import atomic_write_text
-from pca_otf.selftune.config import SelftuneConfig
+from nanodex.paths import DEFAULT_GRAPH, atomic_write_text
+from selftune.config import SelftuneConfig
 
 
 @dataclass
@@ -118,7 +118,7 @@ def refresh_graph(cfg: SelftuneConfig) -> tuple[dict[str, Any], dict[str, Any]]:
 
         out_dir = str(Path(cfg.graph).with_name(Path(cfg.graph).stem + ".nodes"))
         bcfg = load_config(BrainConfig, cfg.brain_config, {"graph": cfg.graph})
-        if Path(cfg.graph).resolve() != Path("brain/graph.sqlite").resolve():
+        if Path(cfg.graph).resolve() != DEFAULT_GRAPH.resolve():
             bcfg.out_dir = out_dir  # another repository's graph: its nodes beside it, not in brain/nodes
         b = build_brain(bcfg)
         br = {"nodes": b.nodes, "written": b.written, "unchanged": b.unchanged, "removed": b.removed,

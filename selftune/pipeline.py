@@ -17,13 +17,13 @@ from typing import Any
 
 from extractor.graph import Graph
 from nanodex.log import get_logger
-from pca_otf.selftune import changes, curriculum, distill, module_adapters, propose, report
-from pca_otf.selftune.answer import Answerer, make_answerer
-from pca_otf.selftune.config import SelftuneConfig
-from pca_otf.selftune.sandbox import NAMESPACES, choose_mechanism
-from pca_otf.selftune.verify_citations import check_citations, subject_spans
-from pca_otf.selftune.verify_content import ContentChecker
-from pca_otf.selftune.verify_tests import TestRun, mapped_tests, run_tests, verdict
+from selftune import changes, curriculum, distill, module_adapters, propose, report
+from selftune.answer import Answerer, make_answerer
+from selftune.config import SelftuneConfig
+from selftune.sandbox import NAMESPACES, choose_mechanism
+from selftune.verify_citations import check_citations, subject_spans
+from selftune.verify_content import ContentChecker
+from selftune.verify_tests import TestRun, mapped_tests, run_tests, verdict
 
 log = get_logger("selftune")
 

@@ -22,8 +22,8 @@ from typing import Any
 from extractor.graph import Graph
 from nanodex.config import load_config
 from nanodex.log import get_logger
-from pca_otf.selftune.config import LoraRunConfig, RefreshConfig, SelftuneConfig
-from pca_otf.selftune.distill import write_jsonl
+from selftune.config import LoraRunConfig, RefreshConfig, SelftuneConfig
+from selftune.distill import write_jsonl
 
 log = get_logger("selftune.adapters")
 

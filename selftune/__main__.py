@@ -1,4 +1,4 @@
-"""`python -m pca_otf.selftune`: refresh the expert from verified answers about changed code.
+"""`python -m selftune`: refresh the expert from verified answers about changed code.
 
 Incremental extract -> brain -> for each changed module (all with --all) in curriculum order:
 propose verifiable questions, answer them, keep only answers whose citations lie inside the
@@ -15,12 +15,12 @@ from collections.abc import Sequence
 from nanodex.config import load_config
 from nanodex.errors import run_main
 from nanodex.log import setup_logging
-from pca_otf.selftune.config import SelftuneConfig
+from selftune.config import SelftuneConfig
 
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
-        prog="python -m pca_otf.selftune",
+        prog="python -m selftune",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -78,8 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg.answer.max_new_tokens = args.max_new_tokens
     if args.no_refresh:
         cfg.refresh.enabled = False
-    from pca_otf.selftune.pipeline import record_baseline, run_selftune  # heavy imports after --help
-    from pca_otf.selftune.report import render_markdown
+    from selftune.pipeline import record_baseline, run_selftune  # heavy imports after --help
+    from selftune.report import render_markdown
 
     if args.baseline:
         done = record_baseline(cfg)

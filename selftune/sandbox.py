@@ -8,6 +8,9 @@ sandbox has to hold even when a test is hostile or broken:
   other mount are remounted read-only, and the command then runs in a *nested* user+mount
   namespace, where the kernel locks those read-only flags (a root-in-namespace test cannot
   remount them writable). The network namespace has only a downed loopback: no network.
+  Every home (/root, /home, the user's own) and the shared temporary folders are covered with
+  an empty tmpfs first, so a test can neither list nor read the user's files; the scratch copy
+  and the Python install are bound back into view where they live under one of them.
 - none (rlimits only): time and memory limits but no file-system or network isolation. Used only
   when the config says so (`isolation: none`, or `allow_unisolated: true` when the namespace
   probe fails); the mechanism is recorded with every result, never chosen silently.
@@ -24,6 +27,7 @@ import resource
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -32,17 +36,35 @@ from pathlib import Path
 
 from nanodex.errors import NanodexError
 from nanodex.log import get_logger
-from pca_otf.selftune.config import SandboxConfig
+from selftune.config import SandboxConfig
 
 log = get_logger("selftune.sandbox")
 
 NAMESPACES = "namespaces"
 RLIMITS_ONLY = "rlimits-only"
 
-# Runs as /bin/sh inside the outer namespaces: $1 = scratch folder, the rest = the command.
+# Runs as /bin/sh inside the outer namespaces: $1 = scratch folder, $2 = folders to hide
+# (':'-separated), $3 = folders to keep visible inside them (':'-separated, the scratch copy and
+# the Python install), the rest = the command. Each kept folder is opened (fd 3, 4, ...) before
+# the empty tmpfs goes over the hidden ones, then bound back through /proc/self/fd (mount -c:
+# the path must not be resolved again, it is hidden by then).
 _SETUP = r"""
-S="$1"; shift
+S="$1"; HIDE="$2"; KEEP="$3"; shift 3
 mount --bind "$S" "$S" || exit 97
+IFS_SAVED="$IFS"; IFS=:
+n=3
+for k in $KEEP; do eval "exec $n<\"\$k\"" || exit 97; n=$((n + 1)); done
+for h in $HIDE; do
+  [ -d "$h" ] || continue
+  mount -t tmpfs -o mode=755,size=1m,nosuid,nodev nanodex-hidden "$h" || exit 97
+done
+n=3
+for k in $KEEP; do
+  mkdir -p "$k" 2>/dev/null
+  mount -c --bind "/proc/self/fd/$n" "$k" || exit 97
+  eval "exec $n<&-"; n=$((n + 1))
+done
+IFS="$IFS_SAVED"
 mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys || exit 97
 for mp in $(awk '{print $5}' /proc/self/mountinfo | sort -u); do
   case "$mp" in "$S"|/proc) continue;; esac
@@ -63,6 +85,40 @@ _OUTER = [
     "--mount-proc",
 ]
 _SETUP_FAILED = 97
+# Other people's and the user's own files: an empty tmpfs goes over each that exists.
+_HIDDEN = ("/root", "/home", "/tmp", "/var/tmp", "/run/user", "/mnt", "/media")
+
+
+def hidden_paths() -> list[str]:
+    """Folders the sandboxed command must not see: every home (the user's own included, wherever
+    it is), and the shared temporary folders (other processes' files)."""
+    out = list(_HIDDEN)
+    home = os.path.realpath(os.path.expanduser("~"))
+    if home not in ("/", "") and home not in out:
+        out.append(home)
+    return out
+
+
+def kept_paths(scratch: Path, command: Sequence[str]) -> list[str]:
+    """Folders bound back into view inside hidden ones: the scratch copy, and the Python install
+    (the venv and the interpreter's prefix) the command runs with, which may live in a home."""
+    keep = [str(scratch)]
+    for prefix in {sys.prefix, sys.base_prefix, sys.exec_prefix}:
+        keep.append(os.path.realpath(prefix))
+    exe = command[0] if command else ""
+    if os.path.isabs(exe):
+        keep.append(str(Path(exe).parent.parent))  # <venv>/bin/python -> <venv>
+        keep.append(str(Path(os.path.realpath(exe)).parent.parent))
+    hidden = hidden_paths()
+    under_hidden = [
+        k
+        for k in dict.fromkeys(keep)
+        if k == str(scratch) or any(k == h or k.startswith(h.rstrip("/") + "/") for h in hidden)
+    ]
+    for k in under_hidden:
+        if ":" in k:
+            raise NanodexError(f"sandbox: path {k} contains ':'", "move the self-tune work folder elsewhere")
+    return under_hidden
 
 
 @dataclass
@@ -97,6 +153,8 @@ def probe_namespaces() -> str | None:
                         "-c",
                         _SETUP,
                         "sh",
+                        tmp,
+                        ":".join(hidden_paths()),
                         tmp,
                         "/bin/sh",
                         "-c",
@@ -183,7 +241,18 @@ def run_in_sandbox(
         "NO_PROXY": "*",
     }
     if mechanism == NAMESPACES:
-        argv = ["unshare", *_OUTER, "/bin/sh", "-c", _SETUP, "sh", str(scratch), *command]
+        argv = [
+            "unshare",
+            *_OUTER,
+            "/bin/sh",
+            "-c",
+            _SETUP,
+            "sh",
+            str(scratch),
+            ":".join(hidden_paths()),
+            ":".join(kept_paths(scratch, command)),
+            *command,
+        ]
     else:
         argv = list(command)
     limits = _limits(cfg)
