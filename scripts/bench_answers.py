@@ -55,6 +55,7 @@ BASE = "embedded:smollm2-135m"  # the Makefile's BASE
 ARMS = ("base bare", "base + code", "expert + code")
 EXPERT = "expert"  # the adapter's served name
 CONCURRENCY = 8  # requests in flight: vLLM batches them (8 gave 4.6x the tokens/s of 1, README)
+ANSWER_TIMEOUT_S = 1800.0  # one answer, 8 in flight, on a busy 2-core CPU: 600 s was not enough
 NANODEX = "nanodex"  # --library name of nanodex's own eval split
 NANODEX_ROWS = 40
 QUICK_QUESTIONS = 6
@@ -585,7 +586,7 @@ def _serve_and_ask(
     served = "base + adapter" if server_cfg.adapters else "base"
     print(f"answers: {name}: starting vLLM ({served}) for {len(todo)} answers ...", flush=True)
     with VllmServer(server_cfg) as server, open(partial, "a", encoding="utf-8") as out:
-        client = server.client(timeout_s=max(qcfg.timeout_s, 600.0))
+        client = server.client(timeout_s=max(qcfg.timeout_s, ANSWER_TIMEOUT_S))
         counter = {"n": 0}
         t1 = time.perf_counter()
 
