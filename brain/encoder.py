@@ -68,12 +68,26 @@ class Encoder:
             )
         return np.asarray(vecs, dtype=np.float32)
 
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        """Many questions at once (batched, read whole like `encode_query`): for fitting and benchmarks."""
+        self.model.max_seq_length = max(self.cfg.max_seq_length, self.cfg.query_max_seq_length)
+        try:
+            return self.encode(texts)
+        finally:
+            self.model.max_seq_length = self.cfg.max_seq_length
+
     def encode_query(self, text: str) -> np.ndarray:
         """One question, without the batching machinery (latency matters here, throughput does not)."""
         model = self.model
         with self._torch.inference_mode():
             prepare = getattr(model, "preprocess", None) or model.tokenize  # tokenize: before ST 6
-            features = prepare([text])
+            # a user's question runs to 50-100 words and its point is often at the end: read it
+            # whole (node texts stay cut at max_seq_length, where their names and docs are)
+            model.max_seq_length = max(self.cfg.max_seq_length, self.cfg.query_max_seq_length)
+            try:
+                features = prepare([text])
+            finally:
+                model.max_seq_length = self.cfg.max_seq_length
             out = model.forward(features)
             vec = out["sentence_embedding"][0]
             vec = vec / vec.norm().clamp(min=1e-12)

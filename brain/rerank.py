@@ -201,33 +201,34 @@ def _rank(x: np.ndarray, gold: int | None, w: np.ndarray) -> int | None:
     return int((s > s[gold]).sum())
 
 
-def fit(cfg: BrainConfig, dataset_dir: Path, *, max_pairs: int = 1000, write: bool = True) -> dict:
+def fit(cfg: BrainConfig, dataset_dir: Path, *, max_pairs: int = 600, write: bool = True) -> dict:
     """Fit on the dataset's pairs, report held-out recall before/after, write the model (see module doc)."""
     from brain.search import Searcher
 
     pairs = grounded_pairs(dataset_dir)
     if not pairs:
         raise NanodexError(f"no grounded pairs in {dataset_dir}", "run the dataset stage on this graph")
-    step = max(1, len(pairs) // max_pairs)
+    step = -(-len(pairs) // max_pairs)  # ceil: at most max_pairs, spread over the file
     pairs = pairs[::step]
     t0 = time.perf_counter()
     train: list[tuple[np.ndarray, int]] = []
     test: list[tuple[np.ndarray, int | None]] = []
     searcher = Searcher(cfg, use_model=False)
     try:
-        for question, gold_id in pairs:
+        forms = [
+            (q, gold)
+            for question, gold in pairs
+            for q in [question, as_words(question)][: 1 + ("`" in question)]
+        ]
+        vecs = searcher.encode_many([q for q, _ in forms]) if searcher.has_dense else None
+        for n, (q, gold_id) in enumerate(forms):
             gold_row = searcher.row_of.get(gold_id)
-            side = test if held_out(gold_id) else train
-            forms = [question] + ([as_words(question)] if "`" in question else [])
-            for q in forms:
-                rows, x = searcher.features(q)
-                gold = (
-                    None if gold_row is None else next((i for i, r in enumerate(rows) if r == gold_row), None)
-                )
-                if side is test:
-                    test.append((x, gold))
-                elif gold is not None:
-                    train.append((x, gold))
+            rows, x = searcher.features(q, None if vecs is None else vecs[n])
+            gold = None if gold_row is None else next((i for i, r in enumerate(rows) if r == gold_row), None)
+            if held_out(gold_id):
+                test.append((x, gold))
+            elif gold is not None:
+                train.append((x, gold))
         start = default_weights(cfg.search)
         w = fit_weights(train, start)
     finally:

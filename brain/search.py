@@ -203,6 +203,10 @@ class Searcher:
             self.encoder = Encoder(replace(self.cfg.embed, threads=1))
         return self.encoder
 
+    def encode_many(self, questions: list[str]) -> np.ndarray:
+        """Question vectors in batches (fitting, benchmarks): the same vectors `encode` gives."""
+        return self._encoder().encode_queries(questions)  # type: ignore[attr-defined]
+
     def encode(self, question: str) -> np.ndarray:
         return self._encoder().encode_query(question)  # type: ignore[attr-defined]
 

@@ -199,6 +199,7 @@ _REF_KINDS = {
 
 
 _BIND_KINDS = ("annotation", "call", "alias", "iter_call", "iter", "field_annotation")
+_BIND_CAPTURES = tuple((k, f"bind.{k}") for k in _BIND_KINDS)
 
 
 def _is_role(capture: str) -> bool:
@@ -295,8 +296,8 @@ def parse_source(path: str, lang: str, source: bytes) -> FileFacts:
                 seen_imports.add(key)
                 imports.append(key)
         elif role == "binding":
-            for kind in _BIND_KINDS:
-                value_nodes = caps.get("bind." + kind)
+            for kind, capture in _BIND_CAPTURES:
+                value_nodes = caps.get(capture)
                 if value_nodes is not None:
                     name_text = caps["bind.name"][0].text.decode("utf-8", "replace")
                     if kind == "field_annotation":  # a constructor's parameter property: this.x
@@ -409,7 +410,8 @@ def parse_source(path: str, lang: str, source: bytes) -> FileFacts:
     if bindings_raw:
         scopes = {file_id: ("module", "")}
         scopes.update((d.fact.id, (d.fact.type, d.fact.parent)) for d in defs if d.fact is not None)
-        binds = [Binding(holder(a), n, k, t) for a, n, k, t in bindings_raw]
+        wanted = _wanted_bindings(bindings_raw, refs_raw, spec.self_names)
+        binds = [Binding(holder(a), n, k, t) for a, n, k, t in bindings_raw if _bind_key(n) in wanted]
         if spec.typed_receivers:  # Python annotations; call results resolved later
             types = ReceiverTypes(scopes, binds, spec.self_names)
         else:  # Java/TypeScript declared types
@@ -469,6 +471,33 @@ def parse_source(path: str, lang: str, source: bytes) -> FileFacts:
         refs=refs,
         imports=imports,
     )
+
+
+def _bind_key(name: str) -> str:
+    """`x` for a name `x` and for an attribute `self.x` (a binding's lookup key)."""
+    return name.rpartition(".")[2]
+
+
+def _wanted_bindings(
+    bindings: list[tuple[Node, str, str, str]], refs_raw: list[tuple], self_names: tuple[str, ...]
+) -> set[str]:
+    """The binding keys that can change a call's receiver: the names and self attributes calls
+    use as receivers, and what their own bindings read (`self.x = p` reads `p`), transitively.
+    Most bindings (every annotated parameter) never type a receiver: skipping them is exact."""
+    wanted: set[str] = set()
+    for kind, _, _, receiver, _ in refs_raw:
+        if kind == "calls" and receiver:
+            head, _, rest = receiver.partition(".")
+            wanted.add(rest.partition(".")[0] if head in self_names and rest else head)
+    while True:
+        more = set()
+        for _, name, _, text in bindings:
+            if _bind_key(name) in wanted:
+                head, _, rest = text.partition(".")
+                more.add(rest.partition(".")[0] if head in self_names and rest else head.strip())
+        if more <= wanted:
+            return wanted
+        wanted |= more
 
 
 def _node_row(n: NodeFact, path: str, lang: str) -> tuple:

@@ -53,8 +53,11 @@ class QueryConfig:
     graph: str | None = None  # code graph for retrieval and citation checks; None = neither
     brain_config: str | None = None  # config/brain.yaml when the search index is not beside the graph
     search_mode: str = "hybrid"  # hybrid | lexical | dense (brain.search)
-    k: int = 5  # search hits considered for the context
-    context_tokens: int = 1024  # budget for the packed code blocks (estimated tokens)
+    k: int = 8  # search hits considered for the context (each packed as a symbol window)
+    context_tokens: int = 1024  # budget for the packed code blocks (tokens)
+    tokenizer: str | None = (
+        None  # the served base, for exact token counts (None: the embedded default when cached)
+    )
     max_block_lines: int = 60  # one hit's code is cut to this many lines (its label says which)
     system_prompt: str | None = None  # None: the chat template's default, as in training
     enforce_citations: bool = True  # a claim paragraph left without a valid citation is marked [unverified]

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence  # noqa: E402
 from dataclasses import dataclass, field, fields, replace  # noqa: E402
 from typing import Any  # noqa: E402
 
-from answer.blocks import Block, pack_blocks  # noqa: E402
+from answer.blocks import Block, estimate_tokens, local_token_counter, pack_blocks  # noqa: E402
 from answer.citations import Checked, Checker, Citation, GraphSymbols, find, footer  # noqa: E402
 from answer.constrain import citation_regex  # noqa: E402
 from answer.prompt import (
@@ -85,13 +85,21 @@ class Retriever:
         self.cfg = cfg
         self.graph = Graph(graph)  # "run make extract" when missing
         self.symbols = GraphSymbols(self.graph)
+        # exact counts with the served model's tokenizer when it is here, else the estimate
+        self.count_tokens = local_token_counter(cfg.tokenizer) or estimate_tokens
         brain_cfg = load_config(BrainConfig, cfg.brain_config, {"graph": str(graph)})
         self.searcher = Searcher(brain_cfg, dense=cfg.search_mode != "lexical")
 
     def blocks(self, question: str) -> list[Block]:
+        """The packed code for `question`: symbol windows of the best hits, exact labels."""
         hits = self.searcher.search(question, self.cfg.k, mode=self.cfg.search_mode)
         return pack_blocks(
-            hits, self.graph.source, self.cfg.context_tokens, max_block_lines=self.cfg.max_block_lines
+            hits,
+            self.graph.source,
+            self.cfg.context_tokens,
+            max_block_lines=self.cfg.max_block_lines,
+            count_tokens=self.count_tokens,
+            question=question,
         )
 
     def close(self) -> None:

@@ -1,7 +1,7 @@
 """Dataset benchmark (issue 4 "Must show"): the dataset stage on real repositories.
 
-Repositories: this one (nanodex itself) and, when installed, the pure-Python packages `click`
-and `jinja2` copied into a temporary folder and indexed as repositories. Each is extracted,
+Repositories: this one (nanodex itself) and, when installed, the pure-Python packages `pluggy`
+and `jinja2` (never the packages DESIGN.md reserves for independent evaluation) copied into a temporary folder and indexed as repositories. Each is extracted,
 brained and turned into a dataset with config/dataset.yaml. Reported per repository: positive
 rows per kind against the configured counts (shortfalls with their printed reason), negatives,
 citation validity, eval->train leakage (facts, prompts, answers), coverage of public functions,
@@ -32,7 +32,7 @@ from nanodex.config import load_config
 from scripts.bench import Check, Section, table
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("click", "jinja2")
+PACKAGES = ("pluggy", "jinja2")
 
 
 def _repos(work: Path, quick: bool) -> list[tuple[str, Path]]:
@@ -159,7 +159,7 @@ def run(quick: bool = False, workdir: str | None = None) -> Section:
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m scripts.bench_dataset", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="this repository and click only")
+    ap.add_argument("--quick", action="store_true", help="this repository and pluggy only")
     ap.add_argument("--workdir", help="keep graphs, brains and datasets here")
     ap.add_argument("--json", metavar="PATH", help="also write the metrics as JSON")
     args = ap.parse_args(argv)

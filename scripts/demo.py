@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--steps",
         type=int,
         default=24,
-        help="QLoRA optimizer steps (default 24: 96 rows with code, ~7 min on 2 idle cores)",
+        help="QLoRA optimizer steps (default 24: 96 rows with code, est. ~7 min at 100 tokens/s)",
     )
     ap.add_argument("--out", default=str(ROOT / "models" / "demo-qlora"), help="adapter folder to write")
     ap.add_argument("--max-tokens", type=int, default=160, help="answer length cap")
