@@ -55,6 +55,7 @@ BASE = "embedded:smollm2-135m"  # the Makefile's BASE
 ARMS = ("base bare", "base + code", "expert + code")
 EXPERT = "expert"  # the adapter's served name
 CONCURRENCY = 8  # requests in flight: vLLM batches them (8 gave 4.6x the tokens/s of 1, README)
+ANSWER_TIMEOUT_S = 1800.0  # one answer, 8 in flight, on a busy 2-core CPU: 600 s was not enough
 NANODEX = "nanodex"  # --library name of nanodex's own eval split
 NANODEX_ROWS = 40
 QUICK_QUESTIONS = 6
@@ -469,8 +470,10 @@ def ask_all(
     serve = load_config(ServeFile, CONFIG / "serve.yaml")
     qcfg = replace(serve.query, graph=str(built.graph))
     answers_path = built.work / "answers.jsonl"
-    partial = built.work / "answers.partial.jsonl"
-    done = {(r["id"], r["arm"], r["digest"]): r for r in _read_jsonl(answers_path) + _read_jsonl(partial)}
+    # each run appends to its own partial file (two runs, e.g. --base-only and --expert-only, may
+    # share a work folder) and reads everyone's
+    partial = built.work / f"answers.partial.{os.getpid()}.jsonl"
+    done = _answered(built.work)
     sampling = {"max_tokens": qcfg.max_tokens, "temperature": qcfg.temperature}
     adapter_id = _digest(sorted(p.name + str(p.stat().st_size) for p in built.adapter.glob("*")))
 
@@ -496,7 +499,9 @@ def ask_all(
 
         records: list[dict[str, Any]] = []
         for j in jobs:
-            rec = done[(j.item.id, j.arm, j.digest)]
+            rec = {
+                k: done[(j.item.id, j.arm, j.digest)][k] for k in ("id", "arm", "digest", "answer", "usage")
+            }
             text = rec["answer"]
             raw = check(find(text), retriever.symbols)
             checked = Checker(retriever.symbols, j.shown).check(text, enforce=qcfg.enforce_citations)
@@ -532,6 +537,17 @@ def ask_all(
     tmp.replace(answers_path)
     partial.unlink(missing_ok=True)
     return records
+
+
+def _answered(work: Path) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """Answers already generated for this repository, under any code key: a request's digest
+    covers what decides its answer (messages, extras, sampling and the model: the base's name or
+    the adapter's files), so a new commit that leaves the prompt and the code shown alone is
+    scored afresh without asking again. Not covered: config/serve.yaml's server settings (dtype,
+    max_model_len) and the vLLM version; delete the library's folder after changing those. Each run appends to its own partial file (a --base-only and an
+    --expert-only run may share a folder)."""
+    files = sorted(work.parent.glob("*/answers.jsonl")) + sorted(work.parent.glob("*/answers.partial*.jsonl"))
+    return {(r["id"], r["arm"], r["digest"]): r for f in files for r in _read_jsonl(f)}
 
 
 @dataclass
@@ -570,7 +586,7 @@ def _serve_and_ask(
     served = "base + adapter" if server_cfg.adapters else "base"
     print(f"answers: {name}: starting vLLM ({served}) for {len(todo)} answers ...", flush=True)
     with VllmServer(server_cfg) as server, open(partial, "a", encoding="utf-8") as out:
-        client = server.client(timeout_s=max(qcfg.timeout_s, 600.0))
+        client = server.client(timeout_s=max(qcfg.timeout_s, ANSWER_TIMEOUT_S))
         counter = {"n": 0}
         t1 = time.perf_counter()
 
@@ -713,6 +729,7 @@ def bench(
     train_steps: int | None = None,
     base_only: bool = False,
     expert: Path | None = None,
+    expert_only: bool = False,
 ) -> Section:
     """Run the benchmark; `train_steps` (default: the config's, i.e. the default training) shortens training."""
     from scripts.real_questions import DEFAULT, load
@@ -738,7 +755,9 @@ def bench(
             "--expert names one adapter, trained on one repository", "pass exactly one --library with it"
         )
     n = limit if limit is not None else (QUICK_QUESTIONS if quick else None)
-    arms = ARMS[:2] if base_only else ARMS
+    if base_only and expert_only:
+        raise NanodexError("--base-only and --expert-only exclude each other", "pass one of them")
+    arms = ARMS[:2] if base_only else ARMS[2:] if expert_only else ARMS
     steps = train_steps if train_steps is not None else (QUICK_STEPS if quick else None)
     section = Section(name="answers")
     all_libs: list[dict[str, Any]] = []
@@ -752,7 +771,7 @@ def bench(
         total = summarize(all_libs)
         print_table(f"total, real questions: {', '.join(done_libs)}", total)
         section.metrics.update(metrics_of("", total))
-        if "expert + code" in arms:
+        if set(arms) == set(ARMS):  # the targets compare the expert with the base
             section.checks = checks(total)
         if expert is not None and "expert + code" in arms:
             section.skipped.append(
@@ -801,6 +820,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="ask only the two base arms (no training needed); a later full run reuses their answers",
     )
     ap.add_argument(
+        "--expert-only",
+        action="store_true",
+        help="ask only the expert arm (e.g. beside a --base-only run); a full run then reuses both",
+    )
+    ap.add_argument(
         "--expert",
         type=Path,
         metavar="DIR",
@@ -822,6 +846,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.train_steps,
         args.base_only,
         args.expert,
+        args.expert_only,
     )
     print()
     for c in section.checks:
