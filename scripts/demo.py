@@ -58,7 +58,7 @@ def ask_served(adapter: Path, graph: Path, questions: Sequence[str], max_tokens:
             for question in questions:
                 t0 = time.perf_counter()
                 answer = ask(question, qcfg, retriever=retriever)
-                print(f"\nQ: {question}\n   context: {' '.join(answer.context)}")
+                print(f"\nQ: {question}")
                 print(f"A: {answer.marked.strip()}")
                 print(f"   {format_citations(answer)}".replace("\n", "\n   "))
                 print(f"   ({time.perf_counter() - t0:.1f} s)", flush=True)
