@@ -315,17 +315,23 @@ def is_claim(paragraph: str) -> bool:
     return len(_WORD.findall(strip(body))) >= MIN_CLAIM_WORDS
 
 
-def support(paragraph: str, block: Block) -> float:
+def code_words(code: str) -> frozenset[str]:
+    """The lower-cased identifiers of `code`, with their snake_case parts."""
+    words = {w.lower() for w in _WORD.findall(code)}
+    return frozenset(words | {p for w in words for p in w.split("_") if p})
+
+
+def support(paragraph: str, block: Block, block_words: frozenset[str] | None = None) -> float:
     """How well `block` supports `paragraph`, 0..1: the paragraph's code names found in the block
-    (a name is strong evidence) blended with the share of its content words the block contains."""
+    (a name is strong evidence) blended with the share of its content words the block contains.
+    `block_words` is `code_words(block.code)` when the caller scores many paragraphs."""
     code = block.code.lower()
     names = [n.rsplit(".", 1)[-1].lower() for n in names_in(paragraph)]
     name_share = sum(1 for n in names if n and n in code) / len(names) if names else 0.0
     words = {w.lower() for w in _WORD.findall(strip(paragraph)) if len(w) > 2} - _STOP
-    code_words = {w.lower() for w in _WORD.findall(block.code)}
-    for w in list(code_words):
-        code_words.update(p for p in w.split("_") if p)
-    word_share = len(words & code_words) / len(words) if words else 0.0
+    if block_words is None:
+        block_words = code_words(block.code)
+    word_share = len(words & block_words) / len(words) if words else 0.0
     return 0.6 * name_share + 0.4 * word_share if names else word_share
 
 
@@ -342,6 +348,7 @@ class Checker:
         self.table = table
         self.blocks = [b for b in blocks if table.resolves(b.path, b.start, b.end)]
         self.threshold = attribute_threshold
+        self._block_words: list[frozenset[str]] | None = None
 
     # ---- one citation ----------------------------------------------------------------------
     def fix_path(self, path: str) -> str | None:
@@ -480,7 +487,12 @@ class Checker:
 
     def best_block(self, paragraph: str) -> Block | None:
         """The shown block that best supports `paragraph`, when its support clears the threshold."""
-        scored = [(support(paragraph, b), -k, b) for k, b in enumerate(self.blocks)]
+        if self._block_words is None:  # once per answer, not once per uncited paragraph
+            self._block_words = [code_words(b.code) for b in self.blocks]
+        scored = [
+            (support(paragraph, b, w), -k, b)
+            for k, (b, w) in enumerate(zip(self.blocks, self._block_words, strict=True))
+        ]
         if not scored:
             return None
         score, _, block = max(scored, key=lambda t: (t[0], t[1]))
