@@ -312,6 +312,8 @@ def _extract(cfg: ExtractConfig, force_full: bool) -> BuildReport:
         )
     root = root.resolve()
     _check_out(Path(cfg.out_graph), force_full)
+    if cfg.use_scip:
+        scip_run.preflight()
     langs = languages.expand(cfg.languages)
     for name in langs:
         languages.query(name)  # fail early, with the install hint, if a grammar or query is missing

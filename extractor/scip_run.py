@@ -90,11 +90,22 @@ def _require(program: str) -> str:
     return found
 
 
+def preflight() -> None:
+    """Fail before any parsing when the indexers cannot run: no node, or no npm to install them."""
+    _require("node")
+    if not _installed(_tools_dir()):
+        _require("npm")
+
+
+def _installed(target: Path) -> bool:
+    return all((target / "node_modules" / i.package / i.script).is_file() for i in INDEXERS)
+
+
 def ensure_installed() -> Path:
     """The folder holding the pinned indexers' node_modules, installing them on first use."""
     _require("node")
     target = _tools_dir()
-    if all((target / "node_modules" / i.package / i.script).is_file() for i in INDEXERS):
+    if _installed(target):
         return target
     npm = _require("npm")
     target.parent.mkdir(parents=True, exist_ok=True)
