@@ -127,8 +127,11 @@ def _is_call(rest: str) -> bool:
 
 
 def _class_symbol(symbol: str) -> str:
-    """A TypeScript constructor's symbol -> its class's (`pkg/Cls#<constructor>().` -> `pkg/Cls#`)."""
-    return symbol[: -len("<constructor>().")] if symbol.endswith("#<constructor>().") else symbol
+    """A TypeScript constructor's symbol -> its class's (`pkg/Cls#`<constructor>`().` -> `pkg/Cls#`)."""
+    for ctor in ("#`<constructor>`().", "#<constructor>()."):
+        if symbol.endswith(ctor):
+            return symbol[: -len(ctor) + 1]
+    return symbol
 
 
 def _load_nodes(conn: sqlite3.Connection, paths: set[str]) -> dict[str, _FileNodes]:

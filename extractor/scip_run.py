@@ -26,6 +26,7 @@ the cached index instead of running the indexer again.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -62,12 +63,23 @@ INDEXERS: tuple[Indexer, ...] = (
         "scip-typescript",
         "@sourcegraph/scip-typescript",
         "0.4.0",
-        ("typescript", "javascript"),
+        ("typescript", "tsx", "javascript"),
         "dist/src/main.js",
     ),
 )
 INSTALL_TIMEOUT_S = 900
 INDEX_TIMEOUT_S = 3600  # scip-python takes ~10 s on a 20-file library, minutes on thousands of files
+# The scratch copy's project: every copied file, JavaScript and JSX included (scip-typescript's own
+# --infer-tsconfig allows JavaScript only when a project has no .ts file, and no JSX at all);
+# the repository's own tsconfig is not used (its `extends`/`include` name files not copied).
+_TSCONFIG = json.dumps(
+    {
+        "compilerOptions": {"allowJs": True, "checkJs": False, "jsx": "preserve", "noEmit": True,
+                            "target": "es2022", "module": "esnext", "moduleResolution": "bundler",
+                            "skipLibCheck": True},
+        "include": ["**/*"],
+    }
+)  # fmt: skip
 _NO_NODE_FIX = "install Node.js 18+ with npm (e.g. apt-get install nodejs npm), or set use_scip: false"
 
 
@@ -151,8 +163,13 @@ def _cache_paths(root: Path, indexer: Indexer) -> tuple[Path, Path]:
     return folder / f"{indexer.name}.scip", folder / f"{indexer.name}.key"
 
 
+# Bumped when how an indexer is run changes (its flags, the scratch project), so that indexes
+# made the old way are not reused.
+_RECIPE = "2"
+
+
 def _key(indexer: Indexer, files: list[tuple[str, str]]) -> str:
-    h = hashlib.sha256(indexer.pin.encode())
+    h = hashlib.sha256(f"{indexer.pin}\0{_RECIPE}\0{_TSCONFIG}".encode())
     for path, sha in files:
         h.update(f"\0{path}\0{sha}".encode())
     return h.hexdigest()
@@ -204,7 +221,8 @@ def _run(indexer: Indexer, root: Path, paths: list[str]) -> IndexRun:
             argv += ["--project-name", "repo", "--project-version", "0", "--environment", str(env_json),
                      "--quiet", "--cwd", str(work), "--output", str(out)]  # fmt: skip
         else:
-            argv += ["--infer-tsconfig", "--no-progress-bar", "--cwd", str(work), "--output", str(out)]
+            (work / "tsconfig.json").write_text(_TSCONFIG, encoding="utf-8")
+            argv += ["--no-progress-bar", "--cwd", str(work), "--output", str(out)]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "NODE_OPTIONS"))}
         t0 = time.perf_counter()
         log.info("use_scip: %s indexing %d files", indexer.name, len(paths))

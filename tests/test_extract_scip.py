@@ -125,7 +125,7 @@ def _calls(graph: Path) -> dict[tuple[str, str], dict]:
     conn = sqlite3.connect(graph)
     try:
         return {
-            (s.split("::")[1], d.split("::")[1]): json.loads(m)
+            (s.split("::")[-1], d.split("::")[-1]): json.loads(m)
             for s, d, m in conn.execute("SELECT src_id, dst_id, meta_json FROM edges WHERE kind = 'calls'")
         }
     finally:
@@ -194,3 +194,26 @@ def test_scip_confirms_adds_and_removes_calls_and_reuses_its_index(
         ExtractConfig(repo=str(repo), out_graph=str(full), languages=["python"], workers=1, use_scip=True)
     )
     assert _calls(full) == after
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("node") is None or shutil.which("npm") is None, reason="needs node and npm")
+def test_scip_typescript_covers_ts_tsx_and_js(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NANODEX_CACHE", str(tmp_path / "cache"))
+    repo = tmp_path / "repo"
+    shutil.copytree(FIXTURE.parent / "typescript", repo / "ts")
+    shutil.copytree(FIXTURE.parent / "javascript", repo / "js")
+    graph = tmp_path / "g.sqlite"
+    report = extract(ExtractConfig(repo=str(repo), out_graph=str(graph), workers=1, use_scip=True))
+    assert report.scip["indexers"]["scip-typescript"].startswith("indexed 12 files")  # type: ignore[index]
+    calls = _calls(graph)
+    assert calls[("BaseStore.get", "NotFoundError")]["via"] == "scip"  # `new C()`: the class, as in the graph
+    assert calls[("UserBadge", "initials")]["via"] == "scip"  # .tsx is indexed too
+    conn = sqlite3.connect(graph)
+    try:
+        js = conn.execute(
+            "SELECT COUNT(*) FROM edges WHERE kind = 'calls' AND src_path LIKE 'js/%' AND meta_json LIKE '%scip%'"
+        ).fetchone()[0]
+    finally:
+        conn.close()
+    assert js > 0  # and plain JavaScript
