@@ -158,8 +158,13 @@ class IndexRun:
     seconds: float = 0.0
 
 
+def cache_folder(root: Path) -> Path:
+    """Where the indexes of the repository at `root` (resolved) are cached."""
+    return cache_dir() / "scip" / "index" / hashlib.sha256(str(root).encode()).hexdigest()[:16]
+
+
 def _cache_paths(root: Path, indexer: Indexer) -> tuple[Path, Path]:
-    folder = cache_dir() / "scip" / "index" / hashlib.sha256(str(root).encode()).hexdigest()[:16]
+    folder = cache_folder(root)
     return folder / f"{indexer.name}.scip", folder / f"{indexer.name}.key"
 
 
