@@ -16,7 +16,8 @@ import pytest
 
 from extractor.build import extract
 from extractor.config import ExtractConfig
-from extractor.scip_proto import ScipFormatError, descriptor_name, read_index
+from extractor.scip_edges import apply_index
+from extractor.scip_proto import Document, Occurrence, ScipFormatError, descriptor_name, read_index
 
 FIXTURE = Path(__file__).parent / "fixtures" / "python_scip"
 ROOT = Path(__file__).resolve().parents[1]
@@ -217,3 +218,45 @@ def test_scip_typescript_covers_ts_tsx_and_js(tmp_path: Path, monkeypatch: pytes
     finally:
         conn.close()
     assert js > 0  # and plain JavaScript
+
+
+# ---- the edge rewrite, on hand-made indexes (no indexer needed) ---------------------------------
+def _occ(line: int, text: str, word: str, symbol: str, definition: bool = False) -> Occurrence:
+    col = text.index(word)
+    return Occurrence(line - 1, col, col + len(word), symbol, 1 if definition else 8)
+
+
+def test_index_replaces_contradicted_edges_but_keeps_the_overridden_method(tmp_path: Path) -> None:
+    graph = tmp_path / "g.sqlite"
+    extract(ExtractConfig(repo=str(FIXTURE), out_graph=str(graph), languages=["python"], workers=1))
+    before = _calls(graph)
+    assert before[("go", "Base.run")]["via"] != "scip" and before[("go_fast", "Fast.run")]["via"] != "scip"
+    lines = (FIXTURE / "lib" / "shapes.py").read_text(encoding="utf-8").splitlines()
+    at = {text.strip(): n for n, text in enumerate(lines, 1)}
+    pkg = "scip-python python repo 0 lib.shapes/"
+    base_run, fast_run = pkg + "Base#run().", pkg + "Fast#run()."
+    occurrences = [
+        _occ(at["class Base:"] + 1, lines[at["class Base:"]], "run", base_run, definition=True),
+        _occ(at["class Fast(Base):"] + 1, lines[at["class Fast(Base):"]], "run", fast_run, definition=True),
+        # `go(job: Base)`: the index narrows to the override; `go_fast(job: Fast)`: names the base.
+        _occ(at["def go(job: Base):"] + 1, lines[at["def go(job: Base):"]], "run", fast_run),
+        _occ(at["def go_fast(job: Fast):"] + 1, lines[at["def go_fast(job: Fast):"]], "run", base_run),
+        # A builtin: decided, external, so the global guess into Log.readline goes.
+        _occ(at["return handle.readline()"], lines[at["return handle.readline()"] - 1], "readline",
+             "scip-python python python-stdlib 3.11 io/TextIOWrapper#readline()."),
+    ]  # fmt: skip
+    conn = sqlite3.connect(graph)
+    try:
+        stats = apply_index(conn, FIXTURE, [Document("lib/shapes.py", occurrences)])
+        conn.commit()
+    finally:
+        conn.close()
+    after = _calls(graph)
+    assert after[("go", "Fast.run")]["via"] == "scip"
+    assert after[("go", "Base.run")] == before[("go", "Base.run")]  # the declared type's method stays
+    assert after[("go_fast", "Base.run")]["via"] == "scip"
+    assert ("go_fast", "Fast.run") not in after  # an override of the index's target: dropped
+    assert ("first_line", "Log.readline") not in after
+    assert (stats.to_repo, stats.external, stats.added, stats.removed) == (2, 1, 2, 2)
+    # Sites the index says nothing about keep their Tree-sitter edges.
+    assert after[("total", "make")] == before[("total", "make")]
