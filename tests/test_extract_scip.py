@@ -195,6 +195,10 @@ def test_scip_confirms_adds_and_removes_calls_and_reuses_its_index(
         ExtractConfig(repo=str(repo), out_graph=str(full), languages=["python"], workers=1, use_scip=True)
     )
     assert _calls(full) == after
+    # Switched off again: the graph's settings changed, so it is rebuilt without the overlay.
+    off = extract(ExtractConfig(repo=str(repo), out_graph=str(graph), languages=["python"], workers=1))
+    assert off.full and off.scip == {}
+    assert _calls(graph) == before
 
 
 @pytest.mark.slow
