@@ -25,6 +25,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--coverage-json",
         help="coverage.py JSON report (`coverage json`) to mark covered nodes (overrides `coverage_json`)",
     )
+    ap.add_argument(
+        "--use-scip",
+        action="store_true",
+        default=None,
+        help="confirm/replace calls edges with SCIP indexers (npm; overrides `use_scip`)",
+    )
     ap.add_argument("--full", action="store_true", help="ignore the previous run and rebuild from scratch")
     ap.add_argument("--json", action="store_true", help="print the run report as JSON")
     ap.add_argument("-v", "--verbose", action="store_true", help="list skipped files and debug logs")
@@ -39,6 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "languages": args.languages.split(",") if args.languages else None,
             "workers": args.workers,
             "coverage_json": args.coverage_json,
+            "use_scip": args.use_scip,
         },
     )
     report = extract(cfg, force_full=args.full)
