@@ -15,6 +15,7 @@ import argparse
 import sys
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from nanodex.errors import run_main
@@ -59,7 +60,7 @@ def ask_served(adapter: Path, graph: Path, questions: dict[str, tuple[str, ...]]
 
     from inference.config import ServeFile
     from inference.preflight import free_port
-    from inference.query import Retriever, ask, format_citations
+    from inference.query import Answer, ask, format_citations
     from inference.server import VllmServer
     from nanodex.config import load_config
 
@@ -67,20 +68,28 @@ def ask_served(adapter: Path, graph: Path, questions: dict[str, tuple[str, ...]]
     server_cfg = replace(serve.server, adapters=[f"nanodex={adapter}"], port=free_port())
     with VllmServer(server_cfg) as server:
         print(f"   serving {server.model_name} + adapter 'nanodex' at {server.base_url}", flush=True)
-        qcfg = replace(serve.query, endpoint=server.base_url, model="nanodex", max_tokens=max_tokens)
+        qcfg = replace(
+            serve.query, endpoint=server.base_url, model="nanodex", max_tokens=max_tokens, graph=str(graph)
+        )
+
+        def one(question: str) -> tuple[Answer, float]:
+            # each question opens its own retriever: SQLite connections stay in their thread
+            t0 = time.perf_counter()
+            return ask(question, qcfg), time.perf_counter() - t0
+
+        # asked at once: vLLM batches them (8 in flight gave 4.6x the tokens/s of 1, README)
+        with ThreadPoolExecutor(max_workers=len(questions)) as pool:
+            answers = list(pool.map(one, questions))
         hits = 0
-        with Retriever(graph, qcfg) as retriever:
-            for question, paths in questions.items():
-                t0 = time.perf_counter()
-                answer = ask(question, qcfg, retriever=retriever)
-                print(f"\nQ: {question}")
-                print(f"A: {answer.marked.strip()}")
-                print(f"   {format_citations(answer)}".replace("\n", "\n   "))
-                if paths:
-                    cited = cites_answering_code(answer, paths)
-                    hits += cited
-                    print(f"   cites the answering code ({', '.join(paths)}): {'yes' if cited else 'no'}")
-                print(f"   ({time.perf_counter() - t0:.1f} s)", flush=True)
+        for (question, paths), (answer, seconds) in zip(questions.items(), answers, strict=True):
+            print(f"\nQ: {question}")
+            print(f"A: {answer.marked.strip()}")
+            print(f"   {format_citations(answer)}".replace("\n", "\n   "))
+            if paths:
+                cited = cites_answering_code(answer, paths)
+                hits += cited
+                print(f"   cites the answering code ({', '.join(paths)}): {'yes' if cited else 'no'}")
+            print(f"   ({seconds:.1f} s, asked together)", flush=True)
     print("\n   server stopped", flush=True)
     return hits
 
