@@ -192,43 +192,37 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    config_option(ap, ServeFile, "serve")  # its `query:` section
-    config_flag(ap, "--endpoint", key="query.endpoint", help="server URL")
+    config_option(ap, ServeFile, "serve", section="query")
+    config_flag(ap, "--endpoint", key="endpoint", help="server URL")
     ap.add_argument("--question", "-q", required=True, help="the question")
     config_flag(
-        ap,
-        "--model",
-        key="query.model",
-        help="model name to ask (default: the first adapter the server lists)",
+        ap, "--model", key="model", help="model name to ask (default: the first adapter the server lists)"
     )
     ap.add_argument(
         "--json", action="store_true", help="print {answer, citations, model, usage, context} as JSON"
     )
     ap.add_argument("--stream", action="store_true", help="print the answer as it is generated")
     config_flag(
-        ap,
-        "--graph",
-        key="query.graph",
-        help="code graph: retrieve context with brain search and check citations",
+        ap, "--graph", key="graph", help="code graph: retrieve context with brain search and check citations"
     )
     config_flag(
         ap,
         "--brain-config",
-        key="query.brain_config",
+        key="brain_config",
         help="brain config (when the search index is not beside the graph)",
     )
-    config_flag(ap, "--k", key="query.k", help="search hits considered for the context")
-    config_flag(ap, "--context-tokens", key="query.context_tokens", help="token budget of the packed code")
-    config_flag(ap, "--max-tokens", key="query.max_tokens", help="answer length limit in tokens")
-    config_flag(ap, "--temperature", key="query.temperature", help="sampling temperature (0: greedy)")
+    config_flag(ap, "--k", key="k", help="search hits considered for the context")
+    config_flag(ap, "--context-tokens", key="context_tokens", help="token budget of the packed code")
+    config_flag(ap, "--max-tokens", key="max_tokens", help="answer length limit in tokens")
+    config_flag(ap, "--temperature", key="temperature", help="sampling temperature (0: greedy)")
     config_flag(
         ap,
         "--frequency-penalty",
-        key="query.frequency_penalty",
+        key="frequency_penalty",
         help="> 0 discourages repeating the answer's own tokens",
     )
-    config_flag(ap, "--timeout", key="query.timeout_s", help="seconds to wait for the server")
-    config_flag(ap, "--api-key-env", key="query.api_key_env", metavar="VAR", help="send the key held in VAR")
+    config_flag(ap, "--timeout", key="timeout_s", help="seconds to wait for the server")
+    config_flag(ap, "--api-key-env", key="api_key_env", metavar="VAR", help="send the key held in VAR")
     ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return ap
 
@@ -236,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
-    cfg = load_from_args(args).query
+    cfg = load_from_args(args)
     streaming = args.stream and not args.json
 
     def show(piece: str) -> None:

@@ -32,57 +32,44 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    config_option(ap, ServeFile, "serve")  # its `server:` section
+    config_option(ap, ServeFile, "serve", section="server")
     config_flag(
-        ap,
-        "--base",
-        key="server.base",
-        help="base model: Hugging Face id, local folder or embedded:smollm2-135m",
+        ap, "--base", key="base", help="base model: Hugging Face id, local folder or embedded:smollm2-135m"
     )
     config_flag(
         ap,
         "--adapter",
-        key="server.adapters",
+        key="adapters",
         action="append",
         metavar="[NAME=]DIR",
         help="LoRA adapter folder to serve as model NAME (default: the folder's name); repeatable, replaces the file's list",
     )
-    config_flag(
-        ap, "--served-model-name", key="server.served_model_name", help="the base model's name in the API"
-    )
-    config_flag(ap, "--host", key="server.host", help="address to listen on (0.0.0.0 = every interface)")
-    config_flag(ap, "--port", key="server.port", help="port")
+    config_flag(ap, "--served-model-name", key="served_model_name", help="the base model's name in the API")
+    config_flag(ap, "--host", key="host", help="address to listen on (0.0.0.0 = every interface)")
+    config_flag(ap, "--port", key="port", help="port")
     config_flag(
         ap,
         "--api-key-env",
-        key="server.api_key_env",
+        key="api_key_env",
         metavar="VAR",
         help="require the key held in environment variable VAR",
     )
     config_flag(
-        ap, "--max-lora-rank", key="server.max_lora_rank", help="largest adapter rank (0 = fit the adapters)"
+        ap, "--max-lora-rank", key="max_lora_rank", help="largest adapter rank (0 = fit the adapters)"
     )
-    config_flag(
-        ap, "--max-loras", key="server.max_loras", help="adapters in one batch (0 = as many as served)"
-    )
+    config_flag(ap, "--max-loras", key="max_loras", help="adapters in one batch (0 = as many as served)")
     config_flag(
         ap,
         "--allow-runtime-lora",
-        key="server.allow_runtime_lora",
+        key="allow_runtime_lora",
         action="store_true",
         help="enable POST /v1/load_lora_adapter and /v1/unload_lora_adapter",
     )
-    config_flag(ap, "--max-model-len", key="server.max_model_len", help="prompt + answer tokens per request")
-    config_flag(ap, "--dtype", key="server.dtype", help="weights dtype (auto = float32 on CPU)")
+    config_flag(ap, "--max-model-len", key="max_model_len", help="prompt + answer tokens per request")
+    config_flag(ap, "--dtype", key="dtype", help="weights dtype (auto = float32 on CPU)")
+    config_flag(ap, "--log-file", key="log_file", help="vLLM's log (default .nanodex/logs/vllm-<port>.log)")
     config_flag(
-        ap, "--log-file", key="server.log_file", help="vLLM's log (default .nanodex/logs/vllm-<port>.log)"
-    )
-    config_flag(
-        ap,
-        "--startup-timeout",
-        key="server.startup_timeout_s",
-        metavar="S",
-        help="seconds to wait for /health",
+        ap, "--startup-timeout", key="startup_timeout_s", metavar="S", help="seconds to wait for /health"
     )
     ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return ap
@@ -90,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def server_config(args: argparse.Namespace) -> ServerConfig:
     """The config file's `server:` section with the given flags on top."""
-    return load_from_args(args).server
+    return load_from_args(args)
 
 
 def _sigterm(signum: int, frame: FrameType | None) -> None:

@@ -7,8 +7,9 @@ The policy (DESIGN.md, "CLI vocabulary"), stated here once:
   (`config_option`, `config_file`). Every stage resolves its default file this way.
 - A flag that sets a config key is declared with `config_flag(parser, "--out", key="save_dir")`.
   The key is the dotted path in the stage's config dataclass (`summary.style`, `server.port`,
-  `build.embed.channel_budgets`); it is checked when the parser is built, so renaming a field
-  without its flag fails at once. The flag's value is converted from the field's type (int,
+  `build.embed.channel_budgets`; a stage that reads one section of its file names keys
+  relative to it). The key is checked when the parser is built, so renaming a field without
+  its flag fails at once. The flag's value is converted from the field's type (int,
   float, `a,b` for a list, `name=value,...` for a mapping or a section, repeatable: each entry
   changes that one key), a bad value is the same one-line error a bad YAML value gives, and
   its help ends with `(config: KEY)`.
@@ -33,19 +34,25 @@ from nanodex.errors import NanodexError
 DEST_PREFIX = "config:"  # a config flag's argparse dest is DEST_PREFIX + its key(s)
 _CLASS_DEST = "_nanodex_config_class"
 _FILE_DEST = "_nanodex_default_config"
+_SECTION_DEST = "_nanodex_config_section"
 _VALUE_ACTIONS = (None, "store", "append")
 
 
-def config_option(parser: argparse.ArgumentParser, cls: type, stage: str) -> None:
+def config_option(parser: argparse.ArgumentParser, cls: type, stage: str, section: str = "") -> None:
     """Add `--config` with the shared default (`config/<stage>.yaml` when it exists) and record
-    `cls` as the dataclass the parser's config flags are checked against."""
+    `cls` as the dataclass the parser's config flags are checked against.
+
+    `section`: the stage reads only that section of the file (`server` of config/serve.yaml);
+    its flags' keys are then relative to it, and `load_from_args` returns that section.
+    """
     default = f"config/{stage}.yaml"
+    where = f", its `{section}:` section" if section else ""
     parser.add_argument(
         "--config",
         metavar="FILE",
-        help=f"YAML config (default: {default} when it exists, else built-in defaults)",
+        help=f"YAML config{where} (default: {default} when it exists, else built-in defaults)",
     )
-    parser.set_defaults(**{_CLASS_DEST: cls, _FILE_DEST: default})
+    parser.set_defaults(**{_CLASS_DEST: cls, _FILE_DEST: default, _SECTION_DEST: section})
 
 
 def config_class(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> type | None:
@@ -73,7 +80,8 @@ def config_flag(
     cls = config_class(parser)
     if cls is None:
         raise TypeError(f"{names[0]}: call config_option(parser, Config, stage) before config_flag")
-    keys = (key,) if isinstance(key, str) else key
+    section = parser.get_default(_SECTION_DEST)
+    keys = tuple(f"{section}.{k}" if section else k for k in ((key,) if isinstance(key, str) else key))
     types_ = [key_type(cls, k) for k in keys]  # fails on a key the dataclass lacks
     action = kwargs.get("action")
     if action in _VALUE_ACTIONS:
@@ -109,11 +117,14 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def load_from_args(args: argparse.Namespace) -> Any:
-    """The stage's config: its YAML (see `config_file`) with the given config flags on top."""
+    """The stage's config (its section, if it reads one): the YAML `config_file` names with the
+    given config flags on top."""
     cls = getattr(args, _CLASS_DEST, None)
     if cls is None:
         raise TypeError("the parser has no config_option")
-    return load_config(cls, config_file(args), overrides_from(args))
+    cfg = load_config(cls, config_file(args), overrides_from(args))
+    section = getattr(args, _SECTION_DEST, "")
+    return getattr(cfg, section) if section else cfg
 
 
 def config_flags(parser: argparse.ArgumentParser) -> dict[str, tuple[str, ...]]:

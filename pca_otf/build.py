@@ -437,69 +437,70 @@ def build_parser() -> argparse.ArgumentParser:
         description="Build the pca_otf artifact folder (embedding, synthesized adapters, indexes, manifest) "
         "from a code graph and a base model's config. Flags override config/pca.yaml's build: section.",
     )
-    config_option(p, PcaConfig, "pca")  # its `build:` section
-    config_flag(p, "--graph", key="build.graph", help="code graph")
+    config_option(p, PcaConfig, "pca", section="build")
+    config_flag(p, "--graph", key="graph", help="code graph")
     config_flag(
-        p, "--base", key="build.base", help="base model: HF id, folder, config.json, or embedded:smollm2-135m"
+        p, "--base", key="base", help="base model: HF id, folder, config.json, or embedded:smollm2-135m"
     )
-    config_flag(p, "--out", "--pca", key="build.out_dir", help="artifact folder")
-    config_flag(p, "--pg-backend", key="build.pg_backend", help="ProgramGraph backend as module:Factory")
+    config_flag(p, "--out", "--pca", key="out_dir", help="artifact folder")
+    config_flag(p, "--pg-backend", key="pg_backend", help="ProgramGraph backend as module:Factory")
     p.add_argument("--force", action="store_true", help="rebuild even when the inputs are unchanged")
-    config_flag(p, "--window-lines", key="build.window_lines")
-    config_flag(p, "--head-lines", key="build.head_lines")
-    config_flag(p, "--self-queries", key="build.self_queries", help="most self-queries written")
-    config_flag(p, "--rerank-dim", key="build.rerank_dim")
-    config_flag(p, "--export-peft", key="build.export_peft", action=argparse.BooleanOptionalAction)
+    config_flag(p, "--window-lines", key="window_lines")
+    config_flag(p, "--head-lines", key="head_lines")
+    config_flag(p, "--self-queries", key="self_queries", help="most self-queries written")
+    config_flag(p, "--rerank-dim", key="rerank_dim")
+    config_flag(p, "--export-peft", key="export_peft", action=argparse.BooleanOptionalAction)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--verbose", action="store_true")
     e = p.add_argument_group("embedding")
-    for name in ("embed-dim", "graph-prop-hops", "graph-prop-damp", "text-max-bytes", "max-text-tokens"):
-        config_flag(e, f"--{name}", key=f"build.embed.{name.replace('-', '_')}")
-    config_flag(e, "--include-text", key="build.embed.include_text", action=argparse.BooleanOptionalAction)
-    config_flag(e, "--text-weight", key="build.embed.text_weight")
-    config_flag(e, "--text-ngram", key="build.embed.text_ngram")
-    config_flag(e, "--channel-weights", key="build.embed.channel_weights", help="e.g. symbols=1,docs=0.5")
+    config_flag(e, "--embed-dim", key="embed.embed_dim")
+    config_flag(e, "--graph-prop-hops", key="embed.graph_prop_hops")
+    config_flag(e, "--graph-prop-damp", key="embed.graph_prop_damp")
+    config_flag(e, "--text-max-bytes", key="embed.text_max_bytes")
+    config_flag(e, "--max-text-tokens", key="embed.max_text_tokens")
+    config_flag(e, "--include-text", key="embed.include_text", action=argparse.BooleanOptionalAction)
+    config_flag(e, "--text-weight", key="embed.text_weight")
+    config_flag(e, "--text-ngram", key="embed.text_ngram")
+    config_flag(e, "--channel-weights", key="embed.channel_weights", help="e.g. symbols=1,docs=0.5")
     config_flag(
         e,
         "--channel-budgets",
-        key="build.embed.channel_budgets",
+        key="embed.channel_budgets",
         help="distinct features kept per channel, e.g. symbols=50000",
     )
-    config_flag(e, "--embed-seed", key="build.embed.seed")
+    config_flag(e, "--embed-seed", key="embed.seed")
     s = p.add_argument_group("synthesis")
-    config_flag(s, "--rank", key="build.synth.rank")
-    config_flag(s, "--alpha", key="build.synth.alpha")
-    config_flag(s, "--targets", key="build.synth.targets", help="comma list of q,k,v,o,gate,up,down")
-    config_flag(s, "--target-weights", key="build.synth.target_weights", help="e.g. o=1.5,up=1.2")
-    for name in ("knowledge-preset", "code-recall-preset", "kbann-priors", "round-lora"):
-        config_flag(
-            s, f"--{name}", key=f"build.synth.{name.replace('-', '_')}", action=argparse.BooleanOptionalAction
-        )
+    config_flag(s, "--rank", key="synth.rank")
+    config_flag(s, "--alpha", key="synth.alpha")
+    config_flag(s, "--targets", key="synth.targets", help="comma list of q,k,v,o,gate,up,down")
+    config_flag(s, "--target-weights", key="synth.target_weights", help="e.g. o=1.5,up=1.2")
+    B = argparse.BooleanOptionalAction
+    config_flag(s, "--knowledge-preset", key="synth.knowledge_preset", action=B)
+    config_flag(s, "--code-recall-preset", key="synth.code_recall_preset", action=B)
+    config_flag(s, "--kbann-priors", key="synth.kbann_priors", action=B)
+    config_flag(s, "--round-lora", key="synth.round_lora", action=B)
     config_flag(
-        s,
-        "--layer-schedule",
-        key="build.synth.layer_schedule",
-        help="uniform | linear | early | middle | late",
+        s, "--layer-schedule", key="synth.layer_schedule", help="uniform | linear | early | middle | late"
     )
-    config_flag(s, "--layer-rank-tiers", key="build.synth.layer_rank_tiers", help='e.g. "0.5:4,1.0:8"')
-    config_flag(s, "--rank-budget", key="build.synth.rank_budget")
-    config_flag(s, "--round-threshold", key="build.synth.round_threshold")
+    config_flag(s, "--layer-rank-tiers", key="synth.layer_rank_tiers", help='e.g. "0.5:4,1.0:8"')
+    config_flag(s, "--rank-budget", key="synth.rank_budget")
+    config_flag(s, "--round-threshold", key="synth.round_threshold")
     config_flag(
-        s, "--per-target-rank-schedule", key="build.synth.per_target_rank_schedule", help="e.g. q=4,down=16"
+        s, "--per-target-rank-schedule", key="synth.per_target_rank_schedule", help="e.g. q=4,down=16"
     )
-    config_flag(s, "--target-shapes", key="build.synth.target_shapes", help="explicit sizes, e.g. k=576x192")
+    config_flag(s, "--target-shapes", key="synth.target_shapes", help="explicit sizes, e.g. k=576x192")
     config_flag(
-        s, "--delta-rms", key="build.synth.delta_rms", help="RMS of each synthesized delta entry at weight 1"
+        s, "--delta-rms", key="synth.delta_rms", help="RMS of each synthesized delta entry at weight 1"
     )
-    config_flag(s, "--components", key="build.synth.components", help="Gaussian bases mixed by z per matrix")
-    config_flag(s, "--seed", key="build.synth.seed", help="synthesis seed")
+    config_flag(s, "--components", key="synth.components", help="Gaussian bases mixed by z per matrix")
+    config_flag(s, "--seed", key="synth.seed", help="synthesis seed")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
-    cfg = load_from_args(args).build
+    cfg = load_from_args(args)
     report = build(cfg, force=args.force)
     if args.json:
         print(json.dumps(report, sort_keys=True))

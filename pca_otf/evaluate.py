@@ -274,12 +274,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument(
         "--from-graph", type=int, default=0, help="without --eval: N questions from documented functions"
     )
-    config_option(ap, PcaConfig, "pca")  # its `run:` section
-    config_flag(ap, "--graph", key="run.graph", help="code graph (its brain search index beside it)")
-    config_flag(
-        ap, "--pca", "--artifacts", key="run.artifacts", help="build folder of `python -m pca_otf.build`"
-    )
-    config_flag(ap, "--base", key="run.base", help="base model")
+    config_option(ap, PcaConfig, "pca", section="run")
+    config_flag(ap, "--graph", key="graph", help="code graph (its brain search index beside it)")
+    config_flag(ap, "--pca", "--artifacts", key="artifacts", help="build folder of `python -m pca_otf.build`")
+    config_flag(ap, "--base", key="base", help="base model")
     ap.add_argument("--arms", default="abcdef", help="arms to run, e.g. abcd (default: all)")
     ap.add_argument("--adapter", "--trained", dest="trained", help="PEFT adapter folder for arm (e)")
     ap.add_argument("--bank", "--adapters-bank", dest="adapters_bank", help="bank folder for arm (f)")
@@ -287,12 +285,12 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--limit", type=int, default=0, help="first N rows only (0 = all)")
     ap.add_argument("--sample", type=int, default=0, help="N rows drawn at random (seeded by --seed) instead")
     ap.add_argument("--seed", type=int, default=0, help="seed of the random control and of --from-graph")
-    config_flag(ap, "--max-new-tokens", key="run.max_new_tokens", help="answer length cap")
-    config_flag(ap, "--context-tokens", key="run.context_tokens", help="packing budget")
+    config_flag(ap, "--max-new-tokens", key="max_new_tokens", help="answer length cap")
+    config_flag(ap, "--context-tokens", key="context_tokens", help="packing budget")
     config_flag(
         ap,
         "--require-citations",
-        key="run.require_citations",
+        key="require_citations",
         action=argparse.BooleanOptionalAction,
         help="ask for citations (--no-require-citations: do not)",
     )
@@ -304,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
-    cfg = load_from_args(args).run
+    cfg = load_from_args(args)
     arms = [a for a in args.arms.strip().lower() if a.strip()]
     if "e" in arms and not args.trained:
         log.warning("no --trained adapter: arm (e) is left out")

@@ -517,66 +517,47 @@ def build_parser() -> argparse.ArgumentParser:
     )
     B = argparse.BooleanOptionalAction
     ap.add_argument("--question", "--prompt", dest="prompt", required=True, help="the question")
-    config_option(ap, PcaConfig, "pca")  # its `run:` section
-    config_flag(ap, "--graph", key="run.graph", help="code graph (its brain search index lies beside it)")
+    config_option(ap, PcaConfig, "pca", section="run")
+    config_flag(ap, "--graph", key="graph", help="code graph (its brain search index lies beside it)")
     config_flag(
-        ap,
-        "--pca",
-        "--artifacts",
-        key="run.artifacts",
-        help="build folder written by `python -m pca_otf.build`",
+        ap, "--pca", "--artifacts", key="artifacts", help="build folder written by `python -m pca_otf.build`"
     )
-    config_flag(ap, "--base", key="run.base", help="base model (default: embedded:smollm2-135m)")
+    config_flag(ap, "--base", key="base", help="base model (default: embedded:smollm2-135m)")
     config_flag(
-        ap,
-        "--pg-backend",
-        key="run.pg_backend",
-        help="ProgramGraph backend as module:Factory (default: SQLite)",
+        ap, "--pg-backend", key="pg_backend", help="ProgramGraph backend as module:Factory (default: SQLite)"
     )
-    config_flag(ap, "--threads", key="run.threads", help="torch CPU threads (0 = default)")
+    config_flag(ap, "--threads", key="threads", help="torch CPU threads (0 = default)")
     g = ap.add_argument_group("selection")
     config_flag(
         g,
         "--of-sources",
-        key="run.of_sources",
+        key="of_sources",
         choices=SOURCES,
         help="region from the question or a zoomed symbol",
     )
     config_flag(
-        g, "--zoom-symbol", key="run.zoom_symbol", help="symbol to zoom on (qualname, node id or path:line)"
+        g, "--zoom-symbol", key="zoom_symbol", help="symbol to zoom on (qualname, node id or path:line)"
     )
-    config_flag(g, "--zoom-radius", key="run.zoom_radius", help="hops around the zoomed symbol")
-    config_flag(g, "--retrieval-policy", key="run.retrieval_policy", help='blend, e.g. "sim:0.6,struct:0.4"')
+    config_flag(g, "--zoom-radius", key="zoom_radius", help="hops around the zoomed symbol")
+    config_flag(g, "--retrieval-policy", key="retrieval_policy", help='blend, e.g. "sim:0.6,struct:0.4"')
+    config_flag(g, "--retrieval-temp", key="retrieval_temp", help="softmax temperature of the region weights")
+    config_flag(g, "--retrieval-k", key="retrieval_k", help="search hits taken")
     config_flag(
-        g, "--retrieval-temp", key="run.retrieval_temp", help="softmax temperature of the region weights"
-    )
-    config_flag(g, "--retrieval-k", key="run.retrieval_k", help="search hits taken")
-    config_flag(
-        g, "--search-mode", key="run.search_mode", choices=("hybrid", "lexical"), help="brain search rankers"
+        g, "--search-mode", key="search_mode", choices=("hybrid", "lexical"), help="brain search rankers"
     )
     config_flag(
-        g,
-        "--function-first",
-        key="run.function_first",
-        action=B,
-        help="top function windows get local adapters",
+        g, "--function-first", key="function_first", action=B, help="top function windows get local adapters"
     )
     g = ap.add_argument_group("context packing")
+    config_flag(g, "--pack-context", key="pack_context", action=B, help="show the selected code to the model")
     config_flag(
-        g, "--pack-context", key="run.pack_context", action=B, help="show the selected code to the model"
+        g, "--pack-mode", key="pack_mode", choices=("heads", "windows"), help="file heads or symbol windows"
     )
-    config_flag(
-        g,
-        "--pack-mode",
-        key="run.pack_mode",
-        choices=("heads", "windows"),
-        help="file heads or symbol windows",
-    )
-    config_flag(g, "--context-tokens", key="run.context_tokens", help="context budget in the model's tokens")
+    config_flag(g, "--context-tokens", key="context_tokens", help="context budget in the model's tokens")
     config_flag(
         g,
         "--pack-relevance",
-        key="run.pack_relevance",
+        key="pack_relevance",
         action=B,
         help="model-scored window relevance when the budget is tight",
     )
@@ -584,30 +565,30 @@ def build_parser() -> argparse.ArgumentParser:
     config_flag(
         g,
         "--adapter",
-        key="run.adapter",
+        key="adapter",
         action=B,
         help="apply the synthesized adapter (--no-adapter: context only)",
     )
-    config_flag(g, "--gsub", key="run.gsub", help="blend of whole-program (0) and subgraph (1) adapter")
-    config_flag(g, "--alpha-scale", key="run.alpha_scale", help="multiplier of the adapter's alpha")
-    config_flag(g, "--delta-cap", key="run.delta_cap", help="global delta-norm cap (also NANODEX_DELTA_CAP)")
+    config_flag(g, "--gsub", key="gsub", help="blend of whole-program (0) and subgraph (1) adapter")
+    config_flag(g, "--alpha-scale", key="alpha_scale", help="multiplier of the adapter's alpha")
+    config_flag(g, "--delta-cap", key="delta_cap", help="global delta-norm cap (also NANODEX_DELTA_CAP)")
     config_flag(
-        g, "--bank", "--adapters-bank", key="run.adapters_bank", help="folder of PEFT adapters to mix from"
+        g, "--bank", "--adapters-bank", key="adapters_bank", help="folder of PEFT adapters to mix from"
     )
-    config_flag(g, "--mixture-m", key="run.mixture_m", help="top-M bank adapters to mix")
-    config_flag(g, "--cone-rank", key="run.cone_rank", help="rank of each --function-first local adapter")
-    config_flag(g, "--cone-weight", key="run.cone_weight", help="weight of each local adapter")
+    config_flag(g, "--mixture-m", key="mixture_m", help="top-M bank adapters to mix")
+    config_flag(g, "--cone-rank", key="cone_rank", help="rank of each --function-first local adapter")
+    config_flag(g, "--cone-weight", key="cone_weight", help="weight of each local adapter")
     config_flag(
         g,
         "--q-aware-weights",
-        key="run.q_aware_weights",
+        key="q_aware_weights",
         action=B,
         help="weight target groups by the question's intent",
     )
     config_flag(
         g,
         "--alpha-warmup",
-        key="run.alpha_warmup",
+        key="alpha_warmup",
         nargs="?",
         const=8,
         help="ramp alpha in over N new tokens (default N: 8)",
@@ -615,29 +596,27 @@ def build_parser() -> argparse.ArgumentParser:
     config_flag(
         g,
         "--adapter-aware-decoding",
-        key="run.adapter_aware_decoding",
+        key="adapter_aware_decoding",
         action=B,
         help="contrast adapted and base logits",
     )
     g = ap.add_argument_group("answer")
-    config_flag(g, "--max-new-tokens", key="run.max_new_tokens", help="answer length cap (greedy decoding)")
+    config_flag(g, "--max-new-tokens", key="max_new_tokens", help="answer length cap (greedy decoding)")
     config_flag(
         g,
         "--require-citations",
-        key="run.require_citations",
+        key="require_citations",
         action=B,
         help="citations can only name a packed block while decoding",
     )
     config_flag(
         g,
         "--citations-enforce",
-        key="run.citations_enforce",
+        key="citations_enforce",
         action=B,
         help="mark claim paragraphs without a valid citation [unverified]",
     )
-    config_flag(
-        g, "--telemetry", key="run.telemetry", metavar="FILE", help="append one JSON record per answer"
-    )
+    config_flag(g, "--telemetry", key="telemetry", metavar="FILE", help="append one JSON record per answer")
     g.add_argument("--json", action="store_true", help="print the whole answer record as JSON")
     ap.add_argument("-v", "--verbose", action="store_true", help="debug logs")
     return ap
@@ -647,7 +626,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
     t0 = time.perf_counter()
-    cfg = load_from_args(args).run
+    cfg = load_from_args(args)
     runner = Runner(cfg)
     try:
         ans = runner.answer(args.prompt)

@@ -253,7 +253,7 @@ def test_flags_override_config(tmp_path: Path) -> None:
         ]
         + ["--channel-budgets", "symbols=7", "--no-include-text", "--targets", "q,o,up", "--components", "2"]
     )
-    cfg = load_from_args(args).build
+    cfg = load_from_args(args)
     assert cfg.synth.rank == 3 and cfg.synth.layer_schedule == "linear"  # flag wins, file kept elsewhere
     assert cfg.synth.target_weights == {"o": 2.0, "up": 0.5} and cfg.synth.per_target_rank_schedule == {
         "q": 5
