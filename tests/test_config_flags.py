@@ -11,6 +11,7 @@ import argparse
 import importlib
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -176,9 +177,12 @@ def test_every_config_flag_goes_through_the_one_mechanism(module: str) -> None:
             assert action.dest.startswith(DEST_PREFIX), (
                 f"{module} {action.option_strings}: help names a config key, but the flag is plain argparse"
             )
-    if declared:
-        assert cls is not None, f"{module}: config flags without config_option"
-        assert any(a.option_strings == ["--config"] for a in parser._actions)
+    has_config = any("--config" in a.option_strings for a in parser._actions)
+    assert has_config == (cls is not None), f"{module}: --config must come from config_option (one policy)"
+    if has_config:
+        help_text = next(a.help for a in parser._actions if "--config" in a.option_strings)
+        assert re.search(r"default: config/\w+\.yaml when it exists, else built-in defaults", help_text or "")
+    assert not declared or cls is not None, f"{module}: config flags without config_option"
     for flag, keys in declared.items():
         for key in keys:
             key_type(cls, key)  # TypeError: the stage's config dataclass lost (or renamed) the key
