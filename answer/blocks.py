@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Protocol
 
 MIN_BLOCK_LINES = 3  # a cut block shorter than this says too little to be worth its label
-WINDOW_LINES = 12  # with a question: a longer symbol is shown as a window of about this many lines
+WINDOW_LINES = 14  # with a question: a longer symbol is shown as a window of about this many lines
+CONTEXT_LINES = 1  # a line matching the question is shown with this many lines either side
+MERGE_GAP = 3  # kept runs this close are joined: the lines between cost less than a new label
 MAX_WINDOW_SOURCE = 400  # lines of a symbol read to choose its window
 
 
@@ -113,8 +115,9 @@ def pack_blocks(
             block = _fit(hit.path, run_start, run, budget_tokens - used, count_tokens)
             if block is None:
                 break
+            block.tokens = count_tokens(block.render() + "\n\n")
             blocks.append(block)
-            used += count_tokens(block.render() + "\n\n")
+            used += block.tokens
             taken.setdefault(hit.path, []).append((block.start, block.end))
     return blocks
 
@@ -147,8 +150,11 @@ def symbol_window(lines: list[str], terms: frozenset[str], window_lines: int) ->
 
     The whole symbol when it has at most `window_lines` lines; else its header (decorators and
     the signature up to the line ending in `:`), the docstring's first line, and the lines
-    using most of the question's words (ties: earlier first), up to `window_lines` in all; a
-    one-line gap between kept lines is filled, so the runs read as code.
+    using most of the question's words (ties: earlier first), each with its neighbours
+    (`CONTEXT_LINES` either side), up to `window_lines` in all. A lone matching line read
+    without the lines around it was noise to the model (12-18 one-line labels per question), so
+    a match comes with its context and gaps of up to `MERGE_GAP` lines are filled: the window
+    reads as a few runs of code, each under its own exact label.
     """
     n = len(lines)
     if n <= window_lines:
@@ -166,19 +172,23 @@ def symbol_window(lines: list[str], terms: frozenset[str], window_lines: int) ->
         keep.add(j)
         if lines[j].strip() == m.group(0) and j + 1 < n:
             keep.add(j + 1)  # the quotes alone on their line: the first sentence is on the next
+    body = max(keep) + 1
     scored = []
-    for k in range(max(keep) + 1, n):
+    for k in range(body, n):
         found = len(_line_words(lines[k]) & terms)
         if found:
             scored.append((-found, k))
     for _, k in sorted(scored):
-        if len(keep) >= window_lines:
-            break
-        keep.add(k)
+        around = set(range(max(body, k - CONTEXT_LINES), min(n, k + CONTEXT_LINES + 1))) - keep
+        if len(keep) + len(around) <= window_lines:  # else skipped: a line without context is noise
+            keep |= around
     ordered = sorted(keep)
-    for a, b in zip(ordered, ordered[1:], strict=False):
-        if b - a == 2:
-            keep.add(a + 1)
+    gaps = sorted(
+        (b - a - 1, a) for a, b in zip(ordered, ordered[1:], strict=False) if 1 < b - a <= MERGE_GAP + 1
+    )
+    for gap, a in gaps:
+        if len(keep) + gap <= window_lines:
+            keep.update(range(a + 1, a + 1 + gap))
     return sorted(keep)
 
 

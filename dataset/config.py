@@ -51,7 +51,7 @@ class ContextConfig:
     share: float = 1.0  # share of train and eval rows (seeded) that show code; 0 = bare questions
     absent_share: float = 0.2  # positive training rows whose answering code is left out ("not shown")
     tokens: int = 240  # budget of the code shown (estimated at 3 bytes per token)
-    max_block_lines: int = 16  # a longer span is cut, and its citation follows the cut
+    window_lines: int = 14  # a longer span is shown as a window for the question, as `make query` shows it
     cited_blocks: int = 1  # other spans the answer cites, shown beside the subject's code
     distractors: int = 2  # blocks search finds for the question, shown beside the cited code
     search_k: int = 5  # search hits considered (held-out rows show these, as `make query` does)

@@ -4,7 +4,7 @@ The query CLI sends the question with retrieved, labelled code (`answer.prompt.b
 and wants an answer that cites it. An adapter trained on bare questions with template answers
 learned to ignore code and answered worse than the untuned base given the same code, so by
 default (`context.share` 1.0) every row carries code in that exact form:
-- a training row shows the code that answers it (the subject's span, cut to `max_block_lines`,
+- a training row shows the code that answers it (the subject's span as a symbol window for the question,
   plus up to `cited_blocks` other spans its answer cites) among up to `distractors` blocks that
   search finds for the question, shuffled; the answer opens with the symbol and the label of
   its block and says what that code does, read from the lines shown (`dataset.describe`);
@@ -108,7 +108,7 @@ class ContextMaker:
                 return self._absent(row, blocks, hits, shuffle=False) and "absent"
             return self._positive(row, parts, blocks, shown, gold) and "code_shown"
         if absent:
-            blocks, hits = self._retrieved(row["prompt"], self.cfg.tokens, avoid=self._cited(row))
+            blocks, hits = self._retrieved(row["prompt"], self.cfg.tokens, avoid=[gold, *self._cited(row)])
             return self._absent(row, blocks, hits, shuffle=True) and "absent"
         return self._train_positive(row, parts, gold) and "shown"
 
@@ -116,9 +116,7 @@ class ContextMaker:
     def _train_positive(self, row: dict[str, Any], parts: list[str], gold: _Span) -> bool:
         """Gold block + up to `cited_blocks` other cited spans + search distractors, shuffled."""
         spans = [gold] + [s for s in self._cited(row) if not _overlaps_span(s, gold)][: self.cfg.cited_blocks]
-        blocks = pack_blocks(
-            spans, self.k.graph.source, self.cfg.tokens, max_block_lines=self.cfg.max_block_lines
-        )
+        blocks = self._pack(spans, row["prompt"], self.cfg.tokens)
         first = _best(blocks, gold)
         if first is None:
             return False
@@ -190,12 +188,7 @@ class ContextMaker:
                 (b for b in blocks if closest is not None and _overlaps(b, _node_span(closest))), None
             )
         else:
-            blocks = pack_blocks(
-                [_node_span(closest)],
-                self.k.graph.source,
-                self.cfg.tokens,
-                max_block_lines=self.cfg.max_block_lines,
-            )
+            blocks = self._pack([_node_span(closest)], row["prompt"], self.cfg.tokens)
             if not blocks:
                 return None
             used = estimate_tokens(blocks[0].render() + "\n\n")
@@ -239,8 +232,13 @@ class ContextMaker:
             for h in self.search.search(question, self.cfg.search_k, mode=self.cfg.search_mode)
             if not any(_overlaps_span(_Span(h.path, h.start_line, h.end_line), _as_span(a)) for a in avoid)
         ]
-        blocks = pack_blocks(hits, self.k.graph.source, budget, max_block_lines=self.cfg.max_block_lines)
-        return blocks, {(h.path, h.start_line): h for h in hits}
+        return self._pack(hits, question, budget), {(h.path, h.start_line): h for h in hits}
+
+    def _pack(self, spans: Sequence[Any], question: str, budget: int) -> list[Block]:
+        """`spans` packed exactly as the query CLI packs search hits: symbol windows for the question."""
+        return pack_blocks(
+            spans, self.k.graph.source, budget, question=question, window_lines=self.cfg.window_lines
+        )
 
     def _name_at(self, block: Block) -> str:
         node = self.k.graph.at(block.path, block.start)

@@ -24,6 +24,13 @@ def build_parser() -> argparse.ArgumentParser:
     config_flag(
         ap, "--coverage-json", key="coverage_json", help="coverage.py JSON report to mark covered nodes"
     )
+    config_flag(
+        ap,
+        "--use-scip",
+        key="use_scip",
+        action="store_true",
+        help="confirm/replace calls edges with SCIP indexers (npm)",
+    )
     ap.add_argument("--full", action="store_true", help="ignore the previous run and rebuild from scratch")
     ap.add_argument("--json", action="store_true", help="print the run report as JSON")
     ap.add_argument("-v", "--verbose", action="store_true", help="list skipped files and debug logs")

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from extractor import coverage, languages, store
+from extractor import coverage, languages, scip_edges, scip_proto, scip_run, store
 from extractor.config import ExtractConfig
 from extractor.graph import DAMAGED, FOLDER, FOREIGN, graph_state
 from extractor.modules import ModuleIndex
@@ -50,6 +50,7 @@ class BuildReport:
     files_with_errors: int = 0
     references: dict[str, int] = field(default_factory=dict)
     coverage: dict[str, object] = field(default_factory=dict)  # report, files matched, nodes with a row
+    scip: dict[str, object] = field(default_factory=dict)  # use_scip: indexers run/cached, edges changed
     seconds: float = 0.0
     full: bool = False
 
@@ -65,7 +66,18 @@ class BuildReport:
             f"{self.files} files: {self.parsed} parsed, {self.unchanged} unchanged, {self.deleted} deleted, "
             f"{len(self.skipped)} skipped; {self.parse_errors} parse errors in {self.files_with_errors} files; "
             f"{self.resolved_files} files + {self.resolved_nodes} nodes resolved ({refs or 'no references'}); "
-            f"{cov}{self.seconds:.2f}s"
+            f"{cov}{self._scip_summary()}{self.seconds:.2f}s"
+        )
+
+    def _scip_summary(self) -> str:
+        if not self.scip:
+            return ""
+        e = self.scip["edges"]
+        assert isinstance(e, dict)
+        ran = ", ".join(f"{k} {v}" for k, v in sorted(self.scip["indexers"].items()))  # type: ignore[union-attr]
+        return (
+            f"scip ({ran}): {e['confirmed']} calls edges confirmed, {e['added']} added, "
+            f"{e['removed']} removed; "
         )
 
 
@@ -78,6 +90,7 @@ def _fingerprint(cfg: ExtractConfig, root: Path, langs: list[str]) -> dict:
         "exclude": cfg.exclude,
         "max_file_bytes": cfg.max_file_bytes,
         "gitignore": cfg.respect_gitignore,
+        **(scip_run.fingerprint() if cfg.use_scip else {}),  # absent when off: old graphs stay valid
     }
 
 
@@ -297,12 +310,10 @@ def _extract(cfg: ExtractConfig, force_full: bool) -> BuildReport:
         raise NanodexError(
             f"repository path is not a folder: {root}", "pass the repository's root folder with REPO="
         )
-    if cfg.use_scip:
-        raise NanodexError(
-            "use_scip: SCIP indexes are not supported yet", "set use_scip: false in the extract config"
-        )
     root = root.resolve()
     _check_out(Path(cfg.out_graph), force_full)
+    if cfg.use_scip:
+        scip_run.preflight()
     langs = languages.expand(cfg.languages)
     for name in langs:
         languages.query(name)  # fail early, with the install hint, if a grammar or query is missing
@@ -330,7 +341,9 @@ def _extract(cfg: ExtractConfig, force_full: bool) -> BuildReport:
             conn = store.connect(out)
             if store.get_meta(conn, "fingerprint") == fingerprint:
                 try:
-                    report = _update(conn, root, walked.files, workers)
+                    report = _update(conn, root, walked.files, workers, resolve_all=cfg.use_scip)
+                    if cfg.use_scip and (report.parsed or report.deleted):
+                        _apply_scip(conn, root, report)
                     _finish(conn, report, walked.skipped, root, fingerprint, cov)
                     conn.commit()
                 except BaseException:
@@ -352,6 +365,8 @@ def _extract(cfg: ExtractConfig, force_full: bool) -> BuildReport:
         try:
             report = _update(conn, root, walked.files, workers, fresh=True)
             report.full = True
+            if cfg.use_scip:
+                _apply_scip(conn, root, report)
             _finish(conn, report, walked.skipped, root, fingerprint, cov)
             conn.commit()
             conn.execute("PRAGMA journal_mode=DELETE")  # a single file to rename
@@ -369,9 +384,18 @@ def _extract(cfg: ExtractConfig, force_full: bool) -> BuildReport:
 
 
 def _update(
-    conn: sqlite3.Connection, root: Path, files: list[SourceFile], workers: int, fresh: bool = False
+    conn: sqlite3.Connection,
+    root: Path,
+    files: list[SourceFile],
+    workers: int,
+    fresh: bool = False,
+    resolve_all: bool = False,
 ) -> BuildReport:
-    """Bring the graph in `conn` up to date with `files`; `fresh`: `conn` is a new, empty graph."""
+    """Bring the graph in `conn` up to date with `files`; `fresh`: `conn` is a new, empty graph.
+
+    `resolve_all` (use_scip): when anything changed, every file's edges are resolved again, so
+    that the SCIP overlay applies to Tree-sitter's edges as a full build has them (a changed
+    file can change what the index says about calls in any other file)."""
     report = BuildReport(files=len(files))
     store.set_meta(conn, "repo_root", str(root))  # resolution reads go.mod / Cargo.toml from here
     old = {
@@ -409,7 +433,7 @@ def _update(
     file_set_changed = bool(deleted) or any(p not in old for p in changed)
     partial: dict[str, set[str]] = {}
     imports_only: set[str] = set()
-    if file_set_changed:
+    if file_set_changed or resolve_all:
         affected = current | set(old)
     else:
         new_names = {n[NODE_NAME] for fx in parsed for n in fx.nodes if n[NODE_TYPE] != "module"}
@@ -425,6 +449,26 @@ def _update(
     report.resolved_nodes = sum(len(ids) for ids in partial.values())
     report.references = resolve_files(conn, present, partial, sorted(imports_only & current), workers)
     return report
+
+
+def _apply_scip(conn: sqlite3.Connection, root: Path, report: BuildReport) -> None:
+    """use_scip: index the graph's files with the SCIP indexers (or read their cached index)
+    and let the indexes confirm or replace the calls edges Tree-sitter resolution wrote."""
+    files = conn.execute("SELECT path, lang, sha256 FROM files ORDER BY path").fetchall()
+    runs = scip_run.indexes(root, files)
+    total = scip_edges.ScipEdgeStats()
+    for run in runs:
+        try:
+            docs = scip_proto.read_index(run.data)
+        except scip_proto.ScipFormatError as err:
+            raise NanodexError(
+                f"use_scip: the index {run.indexer.name} wrote is malformed ({err})",
+                "delete the nanodex cache's scip/ folder and run again, or set use_scip: false",
+            ) from err
+        stats = scip_edges.apply_index(conn, root, docs)
+        for key, value in stats.as_dict().items():
+            setattr(total, key, getattr(total, key) + value)
+    report.scip = {"indexers": scip_run.describe(runs), "edges": total.as_dict()}
 
 
 def _imports_changed(conn: sqlite3.Connection, parsed: list[FileFacts], changed: set[str]) -> bool:

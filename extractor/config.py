@@ -15,7 +15,7 @@ class ExtractConfig:
     languages: list[str] = field(
         default_factory=lambda: ["python", "javascript", "typescript", "java", "go", "rust", "c", "cpp"]
     )
-    use_scip: bool = False  # reserved: SCIP indexes are not read yet; true is rejected with a message
+    use_scip: bool = False  # run the SCIP indexers (npm) and let their index confirm or replace calls edges
     exclude: list[str] = field(default_factory=list)  # gitignore-style globs, on top of .gitignore
     out_graph: str = str(DEFAULT_GRAPH)
     max_file_bytes: int = 1_000_000  # larger files are skipped and counted

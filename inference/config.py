@@ -58,7 +58,7 @@ class QueryConfig:
     tokenizer: str | None = (
         None  # the served base, for exact token counts (None: the embedded default when cached)
     )
-    max_block_lines: int = 60  # one hit's code is cut to this many lines (its label says which)
+    window_lines: int = 14  # a longer hit is shown as a window of about this many lines for the question
     system_prompt: str | None = None  # None: the chat template's default, as in training
     enforce_citations: bool = True  # a claim paragraph left without a valid citation is marked [unverified]
     constrain_citations: bool = True  # vLLM structured outputs: a citation can only name a shown block

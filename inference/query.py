@@ -92,7 +92,7 @@ class Retriever:
             hits,
             self.graph.source,
             self.cfg.context_tokens,
-            max_block_lines=self.cfg.max_block_lines,
+            window_lines=self.cfg.window_lines,
             count_tokens=self.count_tokens,
             question=question,
         )

@@ -26,7 +26,7 @@ SECTIONS: dict[str, str] = {
     "train": "scripts.bench_train",  # issue 5: LoRA vs QLoRA training tokens/s and peak memory
     "dataset": "scripts.bench_dataset",  # issue 4: rows per kind, citation validity, leakage, coverage on real repos
     "serve": "scripts.bench_serve",  # issue 6: vLLM tokens/s, 1 and 8 concurrent requests, base vs adapter
-    "calls": "scripts.bench_calls",  # issue 16: call edges vs jedi goto-definition (recall/precision), bare-name baseline
+    "calls": "scripts.bench_calls",  # issue 16: call edges vs jedi goto-definition (recall/precision), bare-name baseline, use_scip row
     "answers": "scripts.bench_answers",  # issue 15: real questions, base bare / base + code / expert + code
 }
 

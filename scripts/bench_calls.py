@@ -28,6 +28,12 @@ Method, per library:
   The bare-name baseline predicts every function/method/class of the callee's name in the repo,
   computed in the same process over the same sites.
 
+scip-on row: the same libraries extracted again with `use_scip: true` (scip-python's index
+confirms or replaces the calls edges, see extractor/scip_edges.py), scored the same way, with
+the extraction time of that run (the indexer run included: each run indexes a fresh temporary
+copy, so its index is never cached) next to the default run's, and a third, `--full` run that
+reads the cached index. It needs `node` and `npm`; without them the row is skipped, with why.
+
 Limits: jedi gives one target per call, so a call that dispatches to an override at run time
 counts the graph's edge to the override as wrong, and a jedi miss (dynamic attribute, decorator
 that hides the signature) is simply not judged. See the README section "Call-graph benchmark".
@@ -50,8 +56,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from extractor import scip_run
 from extractor.build import extract
 from extractor.config import ExtractConfig
+from nanodex.errors import NanodexError
 from nanodex.paths import cache_dir
 from scripts.bench import Check, Section, table
 
@@ -65,6 +73,7 @@ LIBRARIES: tuple[tuple[str, str, str, str], ...] = (
 )
 QUICK_LIBRARIES = ("tenacity", "marshmallow")
 TARGET_RECALL, TARGET_PRECISION, TARGET_PRECISION_STDLIB = 0.95, 0.98, 0.95
+SCIP_TARGET_RECALL, SCIP_TARGET_PRECISION = 0.98, 0.99
 _CALLABLE = ("function", "method", "class")
 
 
@@ -297,12 +306,19 @@ def run_library(
     if not repo.exists():
         shutil.copytree(src, repo, ignore=shutil.ignore_patterns("__pycache__", ".git"))
     graph = work / f"{name}{'-scip' if use_scip else ''}.sqlite"
-    cfg = ExtractConfig(repo=str(repo), out_graph=str(graph), languages=["python"], workers=1)
-    if use_scip:
-        cfg.use_scip = True
+    cfg = ExtractConfig(
+        repo=str(repo), out_graph=str(graph), languages=["python"], workers=1, use_scip=use_scip
+    )
     t0 = time.perf_counter()
-    extract(cfg, force_full=True)
+    report = extract(cfg, force_full=True)
     seconds = time.perf_counter() - t0
+    cached_s = None
+    if use_scip:  # again, from scratch, with the index the first run cached
+        t0 = time.perf_counter()
+        again = extract(cfg, force_full=True)
+        cached_s = time.perf_counter() - t0
+        assert again.scip["indexers"] == {"scip-python": "cached"}, again.scip
+        shutil.rmtree(scip_run.cache_folder(repo.resolve()), ignore_errors=True)
     conn = sqlite3.connect(graph)
     try:
         gold = load_gold(jedi, lib, repo, conn)
@@ -318,6 +334,8 @@ def run_library(
         "stdlib_sites": len(gold.stdlib_sites),
         "calls": gold.calls,
         "extract_s": seconds,
+        "extract_cached_s": cached_s,
+        "scip": report.scip,
         "edges": score(pred.edges, gold),
         "candidates": score(pred.candidates, gold),
         "top": score(pred.top, gold),
@@ -325,13 +343,31 @@ def run_library(
     }
 
 
-def run(quick: bool = False, workdir: str | None = None, show_errors: bool = False) -> Section:
+def _scip_unavailable() -> str | None:
+    """Why the scip-on row cannot run here (None: it can); installs the indexers on first use."""
+    try:
+        scip_run.preflight()
+        scip_run.ensure_installed()
+    except NanodexError as err:
+        return str(err)
+    return None
+
+
+def run(
+    quick: bool = False, workdir: str | None = None, show_errors: bool = False, scip: bool = True
+) -> Section:
     section = Section("calls")
     jedi = ensure_jedi()
     print(f"jedi {jedi.__version__} (goto, follow_imports) as the reference resolver", flush=True)  # type: ignore[attr-defined]
     libs = [lib for lib in LIBRARIES if not quick or lib[0] in QUICK_LIBRARIES]
     with tempfile.TemporaryDirectory(prefix="nanodex-bench-calls-", dir=workdir) as tmp:
         results = [run_library(jedi, lib, Path(tmp), show_errors=show_errors) for lib in libs]
+        why_not = _scip_unavailable() if scip else "skipped by --no-scip"
+        scip_results = (
+            [run_library(jedi, lib, Path(tmp), use_scip=True, show_errors=show_errors) for lib in libs]
+            if why_not is None
+            else []
+        )
     rows = []
     for r in results:
         for label, key in (
@@ -342,6 +378,12 @@ def run(quick: bool = False, workdir: str | None = None, show_errors: bool = Fal
         ):
             rec, prec, prec_all = r[key]
             rows.append([r["library"], label, round(rec, 3), round(prec, 3), round(prec_all, 3)])
+        for s in scip_results:
+            if s["library"] == r["library"]:
+                rec, prec, prec_all = s["edges"]
+                rows.append(
+                    [r["library"], "use_scip: edges table", round(rec, 3), round(prec, 3), round(prec_all, 3)]
+                )
     table(
         ["library", "resolver", "recall", "precision", "precision incl. stdlib-bound"],
         rows,
@@ -354,7 +396,30 @@ def run(quick: bool = False, workdir: str | None = None, show_errors: bool = Fal
             for r in results
         ],
     )
-    section.skipped.append("scip-on row: SCIP ingestion (use_scip) is not implemented")
+    if scip_results:
+        table(
+            ["library", "extract s (scip off)", "extract s (scip on)", "scip on, cached index", "edges confirmed",
+             "added", "removed"],
+            [
+                [r["library"], round(r["extract_s"], 2), round(s["extract_s"], 2), round(s["extract_cached_s"], 2),
+                 s["scip"]["edges"]["confirmed"], s["scip"]["edges"]["added"], s["scip"]["edges"]["removed"]]
+                for r, s in zip(results, scip_results, strict=True)
+            ],
+            title="use_scip: scip-python's index over the Tree-sitter edges",
+        )  # fmt: skip
+    else:
+        section.skipped.append(f"scip-on row: {why_not}")
+    for s in scip_results:
+        rec, prec, prec_all = s["edges"]
+        lib = s["library"]
+        section.metrics[f"{lib} use_scip"] = {
+            "edges": s["edges"], "extract_s": s["extract_s"], "extract_cached_s": s["extract_cached_s"],
+            "scip": s["scip"],
+        }  # fmt: skip
+        section.checks += [
+            Check(f"{lib}: use_scip recall", rec, SCIP_TARGET_RECALL),
+            Check(f"{lib}: use_scip precision", prec, SCIP_TARGET_PRECISION),
+        ]
     for r in results:
         rec, prec, prec_all = r["edges"]
         lib = r["library"]
@@ -371,4 +436,4 @@ def run(quick: bool = False, workdir: str | None = None, show_errors: bool = Fal
 
 if __name__ == "__main__":
     os.environ.setdefault("NANODEX_PROGRESS", "0")
-    run(quick="--quick" in sys.argv, show_errors="--errors" in sys.argv)
+    run(quick="--quick" in sys.argv, show_errors="--errors" in sys.argv, scip="--no-scip" not in sys.argv)

@@ -158,7 +158,7 @@ def evaluate_library(lib: Library, questions: list[Question], qcfg: QueryConfig)
                     top,
                     graph.source,
                     qcfg.context_tokens,
-                    max_block_lines=qcfg.max_block_lines,
+                    window_lines=qcfg.window_lines,
                     question=q.question,
                 )
                 sink.append(packed_holds_gold(blocks, q.gold))

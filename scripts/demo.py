@@ -21,11 +21,18 @@ from nanodex.errors import run_main
 from nanodex.paths import DEFAULT_GRAPH
 
 ROOT = Path(__file__).resolve().parents[1]
-QUESTIONS = (
-    "Where does nanodex resolve call targets through a file's imports?",
-    "How do I build the Q&A dataset from the brain?",
-    "Which error does the trainer raise when the dataset file is missing?",
-)
+# the built-in questions and the files whose code answers them: an answer "cites the answering
+# code" when one of its resolving citations lies in one of those files (issue 15's demo target)
+QUESTIONS: dict[str, tuple[str, ...]] = {
+    "Where does nanodex resolve call targets through a file's imports?": (
+        "extractor/resolve.py",
+        "extractor/modules.py",
+        "extractor/rules.py",
+        "extractor/receivers.py",
+    ),
+    "How do I build the Q&A dataset from the brain?": ("dataset/build.py", "dataset/__main__.py"),
+    "Which error does the trainer raise when the dataset file is missing?": ("trainer/data.py",),
+}
 
 
 def step(title: str, fn: Callable[[], object]) -> None:
@@ -36,10 +43,17 @@ def step(title: str, fn: Callable[[], object]) -> None:
     print(f"   ({time.perf_counter() - t0:.0f} s)", flush=True)
 
 
-def ask_served(adapter: Path, graph: Path, questions: Sequence[str], max_tokens: int) -> None:
+def cites_answering_code(answer: object, paths: Sequence[str]) -> bool:
+    """Whether a resolving citation of `answer` (an inference.query.Answer) lies in `paths`."""
+    return any(c.resolves and c.path in paths for c in getattr(answer, "citations", []))
+
+
+def ask_served(adapter: Path, graph: Path, questions: dict[str, tuple[str, ...]], max_tokens: int) -> int:
     """Serve base + adapter with vLLM, ask each question with packed context, print cited answers.
 
     Server and query settings come from config/serve.yaml, as for `make serve` and `make query`.
+    Returns how many answers cite a resolving label in the files that answer them (questions
+    given on the command line have no such files and never count).
     """
     from dataclasses import replace
 
@@ -54,15 +68,21 @@ def ask_served(adapter: Path, graph: Path, questions: Sequence[str], max_tokens:
     with VllmServer(server_cfg) as server:
         print(f"   serving {server.model_name} + adapter 'nanodex' at {server.base_url}", flush=True)
         qcfg = replace(serve.query, endpoint=server.base_url, model="nanodex", max_tokens=max_tokens)
+        hits = 0
         with Retriever(graph, qcfg) as retriever:
-            for question in questions:
+            for question, paths in questions.items():
                 t0 = time.perf_counter()
                 answer = ask(question, qcfg, retriever=retriever)
                 print(f"\nQ: {question}")
                 print(f"A: {answer.marked.strip()}")
                 print(f"   {format_citations(answer)}".replace("\n", "\n   "))
+                if paths:
+                    cited = cites_answering_code(answer, paths)
+                    hits += cited
+                    print(f"   cites the answering code ({', '.join(paths)}): {'yes' if cited else 'no'}")
                 print(f"   ({time.perf_counter() - t0:.1f} s)", flush=True)
     print("\n   server stopped", flush=True)
+    return hits
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -75,6 +95,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="QLoRA optimizer steps (default 24: 96 rows with code, est. ~7 min at 100 tokens/s)",
     )
     ap.add_argument("--out", default=str(ROOT / "models" / "demo-qlora"), help="adapter folder to write")
+    ap.add_argument(
+        "--work",
+        default=str(ROOT / Path(DEFAULT_GRAPH).parent),
+        help="folder for the graph, brain nodes and dataset (default work/, as the Make targets)",
+    )
     ap.add_argument("--max-tokens", type=int, default=160, help="answer length cap")
     ap.add_argument("--question", action="append", help="ask this instead of the built-in questions")
     args = ap.parse_args(argv)
@@ -84,8 +109,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from extractor.__main__ import main as extract_main
     from trainer.__main__ import main as train_main
 
-    graph = ROOT / DEFAULT_GRAPH
+    work = Path(args.work)
+    graph, nodes, data = work / Path(DEFAULT_GRAPH).name, work / "nodes", work / "dataset"
     config = ROOT / "config"
+    questions = dict.fromkeys(args.question, ()) if args.question else QUESTIONS
     t0 = time.perf_counter()
     step(
         f"extract: {args.repo}",
@@ -93,19 +120,33 @@ def main(argv: Sequence[str] | None = None) -> int:
             ["--config", str(config / "extract.yaml"), "--repo", args.repo, "--out", str(graph)]
         ),
     )
-    step("brain", lambda: brain_main(["--config", str(config / "brain.yaml"), "--graph", str(graph)]))
-    step("dataset", lambda: dataset_main(["--config", str(config / "dataset.yaml"), "--graph", str(graph)]))
+    step(
+        "brain",
+        lambda: brain_main(
+            ["--config", str(config / "brain.yaml"), "--graph", str(graph), "--out", str(nodes)]
+        ),
+    )
+    step(
+        "dataset",
+        lambda: dataset_main(
+            ["--config", str(config / "dataset.yaml"), "--graph", str(graph)]
+            + ["--nodes-dir", str(nodes), "--out", str(data)]
+        ),
+    )
     step(
         f"train-qlora ({args.steps} steps, embedded SmolLM2-135M)",
         lambda: train_main(
             ["--config", str(config / "train_qlora.yaml"), "--graph", str(graph)]
+            + ["--dataset", str(data / "train.jsonl"), "--eval-dataset", str(data / "eval.jsonl")]
             + ["--out", args.out, "--max-steps", str(args.steps)]
         ),
     )
-    step(
-        "serve + ask",
-        lambda: ask_served(Path(args.out), graph, args.question or QUESTIONS, args.max_tokens),
-    )
+    cited: list[int] = []
+    step("serve + ask", lambda: cited.append(ask_served(Path(args.out), graph, questions, args.max_tokens)))
+    if not args.question:
+        print(
+            f"\n{cited[0]} of {len(questions)} answers cite a resolving label of the code that answers them"
+        )
     print(f"\ndemo finished in {(time.perf_counter() - t0) / 60:.1f} min")
     return 0
 

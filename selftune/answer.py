@@ -60,10 +60,13 @@ def adapter_stats(adapter: Path | None) -> dict[str, Any]:
     }
 
 
-def subject_blocks(graph: Graph, node_ids: list[str], max_lines: int, budget_tokens: int) -> list[Block]:
-    """The subjects' code as labelled blocks, in subject order, within the token budget."""
+def subject_blocks(
+    graph: Graph, node_ids: list[str], question: str, window_lines: int, budget_tokens: int
+) -> list[Block]:
+    """The subjects' code as labelled blocks, in subject order, within the token budget: symbol
+    windows for the question, the form `make query` packs and training rows show."""
     nodes = [n for n in (graph.node(i) for i in node_ids) if n is not None]
-    return pack_blocks(nodes, graph.source, budget_tokens, max_block_lines=max_lines)
+    return pack_blocks(nodes, graph.source, budget_tokens, question=question, window_lines=window_lines)
 
 
 class DirectAnswerer:
@@ -98,7 +101,7 @@ class DirectAnswerer:
     def answer(self, p: Proposal) -> AnswerResult:
         t0 = time.perf_counter()
         a = self.cfg.answer
-        blocks = subject_blocks(self.graph, p.subjects, a.context_lines, a.context_tokens)
+        blocks = subject_blocks(self.graph, p.subjects, p.prompt, a.context_lines, a.context_tokens)
         first = self.graph.node(p.subjects[0]) if p.subjects else None
         # cite_prefix: the answer opens with the first subject's name and label, the form training
         # rows teach, and the model continues it; recorded as `forced_prefix`

@@ -22,7 +22,7 @@ class ProposeConfig:
 class AnswerConfig:
     answerer: str = "direct"  # direct: base + adapter with packed symbol windows | runner: pca_otf.run.Runner
     max_new_tokens: int = 96
-    context_lines: int = 60  # code lines packed per subject symbol (direct answerer)
+    context_lines: int = 60  # window lines shown per subject symbol for the question (direct answerer)
     context_tokens: int = 600  # all subjects together, estimated tokens (later ones are left out beyond it)
     cite_prefix: bool = True  # direct: start the answer with the first subject's `name` [label] (recorded)
     no_repeat_ngram: int = 6  # direct: the answer never repeats a 6-token sequence of itself (0 = off)

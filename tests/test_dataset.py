@@ -109,7 +109,7 @@ def test_rows_carry_code_in_the_served_form_by_default(shop: DatasetConfig, buil
             )  # the served prompt, byte for byte
             assert r["messages"][-1] == {"role": "assistant", "content": r["response"]}
             for b in blocks:
-                assert len(b.code.splitlines()) <= shop.context.max_block_lines
+                assert len(b.code.splitlines()) <= shop.context.window_lines
                 assert b.code == g.source(b.path, b.start, b.end)
 
 
@@ -196,7 +196,9 @@ def test_held_out_rows_show_what_search_retrieves(shop: DatasetConfig, built: tu
     with Graph(shop.graph) as g, Searcher(BrainConfig(graph=shop.graph), dense=False) as s:
         for r in evals:
             hits = s.search(r["prompt"], cfg.search_k, mode=cfg.search_mode)
-            want = pack_blocks(hits, g.source, cfg.tokens, max_block_lines=cfg.max_block_lines)
+            want = pack_blocks(
+                hits, g.source, cfg.tokens, question=r["prompt"], window_lines=cfg.window_lines
+            )
             assert r["context"] == [b.label for b in want], r["id"]
 
 
@@ -320,7 +322,7 @@ def test_negatives_are_truly_absent_and_cite_the_closest_real_node(shop: Dataset
             assert f"`{absent}`" in r["prompt"] or all(w.lower() in r["prompt"].lower() for w in words), r
             closest = g.node(r["refs"][0])
             assert closest is not None and len(r["citations"]) == 1, r
-            if r in train:  # the closest real thing is shown (cut to max_block_lines) and cited
+            if r in train:  # the closest real thing is shown (its window's first run) and cited
                 path, a, b = _span(r["citations"][0])
                 assert (path, a) == (closest.path, closest.start_line) and b <= closest.end_line, r
             assert "The closest code shown is" in r["response"]

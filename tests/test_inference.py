@@ -593,7 +593,7 @@ def test_pack_blocks_symbol_windows_label_exactly_the_lines_shown(graph_file: Pa
     question = "what happens when the stock is not enough to take?"
     with Graph(graph_file) as g:
         whole = pack_blocks(hits, g.source, 10_000)
-        windows = pack_blocks(hits, g.source, 10_000, question=question, window_lines=6)
+        windows = pack_blocks(hits, g.source, 10_000, question=question, window_lines=7)
         for b in windows:  # every label is exactly true, windows or not
             assert b.code == g.source(b.path, b.start, b.end).rstrip("\n")
             assert b.end - b.start + 1 == len(b.code.splitlines())
@@ -614,7 +614,10 @@ def test_pack_blocks_symbol_windows_label_exactly_the_lines_shown(graph_file: Pa
         "    return stock",
     ]
     keep = symbol_window(src, frozenset({"stock"}), 6)
-    assert keep[:3] == [0, 1, 2] and len(src) - 1 in keep and len(keep) <= 7
+    assert keep[:3] == [0, 1, 2] and len(src) - 1 in keep and len(keep) <= 6
+    assert len(src) - 2 in keep  # a matching line comes with its neighbour: it reads as code
+    # a match whose context does not fit is left out, not shown as a lone line
+    assert symbol_window(src, frozenset({"stock"}), 4) == [0, 1, 2]
     assert symbol_window(src[:5], frozenset(), 6) == [0, 1, 2, 3, 4]
     count = local_token_counter("/nonexistent/model")
     assert count is None  # nothing local: the caller keeps the estimate
