@@ -9,46 +9,37 @@ from collections.abc import Sequence
 
 from brain.build import build_brain
 from brain.config import BrainConfig, index_path
-from nanodex.config import load_config
 from nanodex.errors import run_main
+from nanodex.flags import config_flag, config_option, load_from_args
 from nanodex.log import setup_logging
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m brain", description=__doc__)
-    ap.add_argument("--config", help="YAML config (default: built-in defaults, see config/brain.yaml)")
-    ap.add_argument("--graph", help="code graph to read (overrides `graph`)")
-    ap.add_argument(
-        "--out", "--out-dir", dest="out_dir", help="folder for the node JSON files (overrides `out_dir`)"
+    config_option(ap, BrainConfig, "brain")
+    config_flag(ap, "--graph", key="graph", help="code graph to read")
+    config_flag(ap, "--out", "--out-dir", key="out_dir", help="folder for the node JSON files")
+    config_flag(ap, "--style", key="summary.style", choices=["extractive", "llm"], help="summarizer")
+    config_flag(ap, "--endpoint", key="summary.endpoint", help="OpenAI-compatible base URL for --style llm")
+    config_flag(
+        ap, "--backend", key="summary.backend", choices=["endpoint", "local"], help="where --style llm runs"
     )
-    ap.add_argument("--style", choices=["extractive", "llm"], help="summarizer (overrides `summary.style`)")
-    ap.add_argument(
-        "--endpoint", help="OpenAI-compatible base URL for --style llm (overrides summary.endpoint)"
-    )
-    ap.add_argument(
-        "--backend", choices=["endpoint", "local"], help="where --style llm runs (overrides summary.backend)"
-    )
-    ap.add_argument(
+    config_flag(
+        ap,
         "--model",
-        help="--style llm model: served name (endpoint) or folder/HF id/embedded:<name> (local); "
-        "overrides summary.model",
+        key="summary.model",
+        help="--style llm model: served name (endpoint) or folder/HF id/embedded:<name> (local)",
     )
-    ap.add_argument("--max-tokens", type=int, help="summary length limit (overrides summary.max_tokens)")
+    config_flag(ap, "--max-tokens", key="summary.max_tokens", help="summary length limit")
     ap.add_argument("--json", action="store_true", help="print the run report as JSON")
     ap.add_argument("-v", "--verbose", action="store_true", help="debug logs")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
-    cfg = load_config(BrainConfig, args.config, {"graph": args.graph, "out_dir": args.out_dir})
-    if args.style:
-        cfg.summary.style = args.style
-    if args.endpoint:
-        cfg.summary.endpoint = args.endpoint
-    if args.backend:
-        cfg.summary.backend = args.backend
-    if args.model:
-        cfg.summary.model = args.model
-    if args.max_tokens:
-        cfg.summary.max_tokens = args.max_tokens
+    cfg = load_from_args(args)
     report = build_brain(cfg)
     if args.json:
         data = dict(report.__dict__)

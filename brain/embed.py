@@ -23,8 +23,8 @@ import numpy as np
 
 from brain.config import BrainConfig, EmbedConfig, embeddings_path
 from brain.index import open_index
-from nanodex.config import load_config
 from nanodex.errors import run_main
+from nanodex.flags import config_flag, config_option, load_from_args
 from nanodex.log import get_logger, progress, setup_logging
 from nanodex.paths import atomic_path
 
@@ -150,18 +150,20 @@ def embed(cfg: BrainConfig, encoder: object | None = None) -> EmbedReport:
     return report
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m brain.embed", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--config", help="YAML config (default: built-in defaults, see config/brain.yaml)")
-    ap.add_argument("--graph", help="code graph whose search index is embedded (overrides `graph`)")
-    ap.add_argument("--out", help="embeddings file (overrides `search.embeddings`)")
+    config_option(ap, BrainConfig, "brain")
+    config_flag(ap, "--graph", key="graph", help="code graph whose search index is embedded")
+    config_flag(ap, "--out", key="search.embeddings", help="embeddings file")
     ap.add_argument("--json", action="store_true", help="print the run report as JSON")
     ap.add_argument("-v", "--verbose", action="store_true", help="debug logs")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
-    cfg = load_config(BrainConfig, args.config, {"graph": args.graph})
-    if args.out:
-        cfg.search.embeddings = args.out
+    cfg = load_from_args(args)
     report = embed(cfg)
     if args.json:
         print(json.dumps(report.__dict__, indent=2, sort_keys=True))

@@ -34,8 +34,8 @@ import numpy as np
 
 from brain.config import BrainConfig, rerank_path
 from brain.text import split_identifier
-from nanodex.config import load_config
 from nanodex.errors import NanodexError, run_main
+from nanodex.flags import config_flag, config_option, load_from_args
 from nanodex.log import get_logger, setup_logging
 from nanodex.paths import atomic_path
 
@@ -259,9 +259,12 @@ def fit(cfg: BrainConfig, dataset_dir: Path, *, max_pairs: int = 600, write: boo
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m brain.rerank", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--config", help="YAML config (default: built-in defaults, see config/brain.yaml)")
-    ap.add_argument(
-        "--graph", help="code graph (its search index lies beside it; the model is written there)"
+    config_option(ap, BrainConfig, "brain")
+    config_flag(
+        ap,
+        "--graph",
+        key="graph",
+        help="code graph (its search index lies beside it; the model is written there)",
     )
     ap.add_argument(
         "--dataset", required=True, help="folder with the dataset stage's train.jsonl / eval.jsonl"
@@ -270,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("-v", "--verbose", action="store_true", help="debug logs")
     args = ap.parse_args(argv)
     setup_logging(args.verbose)
-    cfg = load_config(BrainConfig, args.config, {"graph": args.graph})
+    cfg = load_from_args(args)
     report = fit(cfg, Path(args.dataset), write=not args.dry_run)
     print(json.dumps(report, indent=1))
     return 0

@@ -29,8 +29,8 @@ from brain.intent import ROLES, Intent, path_role, read_intent
 from brain.rerank import FEATURES, default_weights, load_model
 from brain.text import code_identifiers, query_terms, split_identifier
 from extractor.graph import Graph
-from nanodex.config import load_config
 from nanodex.errors import NanodexError, run_main
+from nanodex.flags import config_flag, config_option, load_from_args
 from nanodex.log import get_logger, setup_logging
 
 log = get_logger("brain.search")
@@ -488,30 +488,35 @@ def _questions(path: str) -> list[str]:
     return [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines()]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m brain.search", description=__doc__.split("\n\n")[0])
     ap.add_argument("question", nargs="?", help="the question (omit with --batch)")
     ap.add_argument(
         "--question", dest="question_flag", metavar="TEXT", help="the question, as every stage names it"
     )
-    ap.add_argument("--config", help="YAML config (default: built-in defaults, see config/brain.yaml)")
-    ap.add_argument("--graph", help="code graph (its search index and embeddings lie beside it)")
-    ap.add_argument("--k", type=int, help="number of results (overrides search.k)")
+    config_option(ap, BrainConfig, "brain")
+    config_flag(ap, "--graph", key="graph", help="code graph (its search index and embeddings lie beside it)")
+    config_flag(ap, "--k", key="search.k", help="number of results")
     ap.add_argument("--json", action="store_true", help="print a JSON list (the contract format)")
     ap.add_argument("--batch", metavar="FILE", help="one question per line; prints one JSON list per line")
     ap.add_argument("--mode", choices=MODES, default="hybrid", help="rankers to use (default: hybrid)")
     ap.add_argument("-v", "--verbose", action="store_true", help="debug logs")
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = build_parser()
     args = ap.parse_args(argv)
     setup_logging(args.verbose)
     args.question = args.question_flag or args.question
     if not args.batch and not args.question:
         ap.error("give a question or --batch FILE")
-    cfg = load_config(BrainConfig, args.config, {"graph": args.graph})
+    cfg = load_from_args(args)
     questions = _questions(args.batch) if args.batch else [args.question]
     searcher = Searcher(cfg, dense=args.mode != "lexical")
     try:
         for q in questions:
-            hits = searcher.search(q, args.k, mode=args.mode) if q else []
+            hits = searcher.search(q, cfg.search.k, mode=args.mode) if q else []
             if args.json or args.batch:
                 print(json.dumps([asdict(h) for h in hits]), flush=bool(args.batch))
             else:

@@ -12,71 +12,56 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dataset.build import build_dataset
-from dataset.config import KINDS, DatasetConfig
+from dataset.config import DatasetConfig
 from dataset.paraphrase import Paraphraser
 from dataset.stats import report
-from nanodex.config import load_config
 from nanodex.errors import NanodexError, run_main
+from nanodex.flags import config_flag, config_option, load_from_args
 from nanodex.log import setup_logging
 
 
-def _counts(values: list[str]) -> dict[str, int]:
-    out = {}
-    for v in values:
-        kind, _, n = v.partition("=")
-        if kind not in KINDS or not n.isdigit():
-            raise NanodexError(f"bad --count {v!r}", f"write KIND=N with KIND one of {', '.join(KINDS)}")
-        out[kind] = int(n)
-    return out
+def _out_files(folder: str) -> tuple[str, str, str]:
+    """--out DIR: the three files the stage writes, inside DIR."""
+    out = Path(folder)
+    return str(out / "train.jsonl"), str(out / "eval.jsonl"), str(out / "stats.json")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m dataset", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--config", help="YAML config (default: built-in defaults, see config/dataset.yaml)")
-    ap.add_argument("--graph", help="code graph (overrides `graph`)")
-    ap.add_argument("--nodes-dir", help="brain node folder (overrides `nodes_dir`)")
-    ap.add_argument("--out", metavar="DIR", help="write train.jsonl, eval.jsonl and stats.json into DIR")
-    ap.add_argument("--seed", type=int, help="overrides `seed`")
-    ap.add_argument("--count", action="append", default=[], metavar="KIND=N", help="overrides counts.KIND")
-    ap.add_argument("--negatives-per-example", type=float, help="overrides `negatives_per_example`")
-    ap.add_argument("--paraphrases", type=int, help="overrides `paraphrases`")
-    ap.add_argument("--eval-fraction", type=float, help="overrides `eval_fraction`")
-    ap.add_argument(
-        "--endpoint", help="OpenAI-compatible URL: reword prompts with it (overrides llm.endpoint)"
+    config_option(ap, DatasetConfig, "dataset")
+    config_flag(ap, "--graph", key="graph", help="code graph")
+    config_flag(ap, "--nodes-dir", key="nodes_dir", help="brain node folder")
+    config_flag(
+        ap,
+        "--out",
+        key=("out_jsonl", "eval_jsonl", "stats_json"),
+        type=_out_files,
+        metavar="DIR",
+        help="write train.jsonl, eval.jsonl and stats.json into DIR",
     )
-    ap.add_argument(
+    config_flag(ap, "--seed", key="seed")
+    config_flag(ap, "--count", key="counts", metavar="KIND=N", help="rows of a kind; repeatable")
+    config_flag(ap, "--negatives-per-example", key="negatives_per_example")
+    config_flag(ap, "--paraphrases", key="paraphrases")
+    config_flag(ap, "--eval-fraction", key="eval_fraction")
+    config_flag(ap, "--endpoint", key="llm.endpoint", help="OpenAI-compatible URL: reword prompts with it")
+    config_flag(
+        ap,
         "--context-share",
-        type=float,
-        help="share of rows whose prompt shows labelled code, as `make query` sends it (overrides context.share)",
+        key="context.share",
+        help="share of rows whose prompt shows labelled code, as `make query` sends it",
     )
     ap.add_argument("--json", action="store_true", help="print the stats as JSON")
     ap.add_argument("-v", "--verbose", action="store_true", help="debug logs")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
-    overrides = {
-        "graph": args.graph,
-        "nodes_dir": args.nodes_dir,
-        "seed": args.seed,
-        "negatives_per_example": args.negatives_per_example,
-        "paraphrases": args.paraphrases,
-        "eval_fraction": args.eval_fraction,
-    }
-    if args.out:
-        out = Path(args.out)
-        overrides.update(
-            out_jsonl=str(out / "train.jsonl"),
-            eval_jsonl=str(out / "eval.jsonl"),
-            stats_json=str(out / "stats.json"),
-        )
-    cfg = load_config(DatasetConfig, args.config, overrides)
-    for kind, n in _counts(args.count).items():
-        setattr(cfg.counts, kind, n)
-    if args.endpoint:
-        cfg.llm.endpoint = args.endpoint
-    if args.context_share is not None:
-        if not 0 <= args.context_share <= 1:
-            raise NanodexError(f"--context-share {args.context_share} is outside [0, 1]", "use e.g. 0.3")
-        cfg.context.share = args.context_share
+    cfg = load_from_args(args)
+    if not 0 <= cfg.context.share <= 1:
+        raise NanodexError(f"context.share {cfg.context.share} is outside [0, 1]", "use e.g. 0.3")
     paraphraser = Paraphraser(cfg.llm) if cfg.llm.endpoint else None
     stats = build_dataset(cfg, paraphraser)
     if args.json:

@@ -9,45 +9,38 @@ from collections.abc import Sequence
 
 from extractor.build import extract
 from extractor.config import ExtractConfig
-from nanodex.config import load_config
 from nanodex.errors import run_main
+from nanodex.flags import config_flag, config_option, load_from_args
 from nanodex.log import setup_logging
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m extractor", description=__doc__)
-    ap.add_argument("--config", help="YAML config (default: built-in defaults, see config/extract.yaml)")
-    ap.add_argument("--repo", help="repository root to index (overrides config `repo`)")
-    ap.add_argument("--out", "--graph", dest="out", help="graph database to write (overrides `out_graph`)")
-    ap.add_argument("--languages", help="comma-separated languages (overrides `languages`)")
-    ap.add_argument("--workers", type=int, help="parse processes (0 = one per core)")
-    ap.add_argument(
-        "--coverage-json",
-        help="coverage.py JSON report (`coverage json`) to mark covered nodes (overrides `coverage_json`)",
+    config_option(ap, ExtractConfig, "extract")
+    config_flag(ap, "--repo", key="repo", help="repository root to index")
+    config_flag(ap, "--out", "--graph", key="out_graph", help="graph database to write")
+    config_flag(ap, "--languages", key="languages", help="comma-separated languages")
+    config_flag(ap, "--workers", key="workers", help="parse processes (0 = one per core)")
+    config_flag(
+        ap, "--coverage-json", key="coverage_json", help="coverage.py JSON report to mark covered nodes"
     )
-    ap.add_argument(
+    config_flag(
+        ap,
         "--use-scip",
+        key="use_scip",
         action="store_true",
-        default=None,
-        help="confirm/replace calls edges with SCIP indexers (npm; overrides `use_scip`)",
+        help="confirm/replace calls edges with SCIP indexers (npm)",
     )
     ap.add_argument("--full", action="store_true", help="ignore the previous run and rebuild from scratch")
     ap.add_argument("--json", action="store_true", help="print the run report as JSON")
     ap.add_argument("-v", "--verbose", action="store_true", help="list skipped files and debug logs")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
-    cfg = load_config(
-        ExtractConfig,
-        args.config,
-        {
-            "repo": args.repo,
-            "out_graph": args.out,
-            "languages": args.languages.split(",") if args.languages else None,
-            "workers": args.workers,
-            "coverage_json": args.coverage_json,
-            "use_scip": args.use_scip,
-        },
-    )
+    cfg = load_from_args(args)
     report = extract(cfg, force_full=args.full)
     if args.json:
         print(json.dumps(report.__dict__, indent=2, sort_keys=True))

@@ -22,14 +22,18 @@ def records(graph: Graph):
         yield {"record": "edge", **dataclasses.asdict(e)}
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m extractor.export", description=__doc__)
     ap.add_argument("--graph", default=str(DEFAULT_GRAPH), help="graph database (default: %(default)s)")
     ap.add_argument(
         "--format", choices=("json", "jsonl"), default="jsonl", help="output format (default: %(default)s)"
     )
     ap.add_argument("--out", help="output file (default: stdout)")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     with Graph(args.graph) as graph:
 
         def write(fh) -> None:

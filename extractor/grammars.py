@@ -7,15 +7,18 @@ from collections.abc import Sequence
 
 from extractor import languages
 from extractor.config import ExtractConfig
-from nanodex.config import load_config
 from nanodex.errors import NanodexError, run_main
+from nanodex.flags import config_option, load_from_args
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m extractor.grammars", description=__doc__)
+    config_option(ap, ExtractConfig, "extract")  # its `languages` are checked
+    return ap
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m extractor.grammars", description=__doc__)
-    ap.add_argument("--config", help="extract config whose `languages` to check (default: all known)")
-    args = ap.parse_args(argv)
-    cfg = load_config(ExtractConfig, args.config)
+    cfg = load_from_args(build_parser().parse_args(argv))
     failed = []
     for name in languages.expand(cfg.languages):
         spec = languages.LANGUAGES[name]

@@ -50,14 +50,18 @@ def _table(title: str, counts: dict) -> list[str]:
     return lines
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m extractor.inspect", description=__doc__)
     ap.add_argument("--graph", default=str(DEFAULT_GRAPH), help="graph database (default: %(default)s)")
     ap.add_argument("--json", action="store_true", help="print the summary as JSON")
     ap.add_argument(
         "-v", "--verbose", action="store_true", help="also list skipped files and files with parse errors"
     )
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     with Graph(args.graph) as graph:
         info = summarize(graph)
         if args.verbose:

@@ -19,7 +19,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +30,9 @@ from answer.prompt import LAYOUT, build_messages
 from extractor.graph import Graph
 from inference.config import QueryConfig, ServeFile
 from nanodex.chat_client import ChatClient
-from nanodex.config import load_config
+from nanodex.config import apply_overrides, load_config
 from nanodex.errors import NanodexError, run_main
+from nanodex.flags import config_flag, config_option, load_from_args
 from nanodex.log import get_logger, setup_logging
 
 log = get_logger("inference.query")
@@ -107,15 +108,6 @@ class Retriever:
         self.close()
 
 
-def query_config(cfg: QueryConfig | None = None, **overrides: Any) -> QueryConfig:
-    """`cfg` (default: built-in defaults) with the non-None keyword overrides applied."""
-    known = {f.name for f in fields(QueryConfig)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise TypeError(f"unknown query option(s): {', '.join(unknown)}")
-    return replace(cfg or QueryConfig(), **{k: v for k, v in overrides.items() if v is not None})
-
-
 def ask(
     question: str,
     cfg: QueryConfig | None = None,
@@ -130,7 +122,7 @@ def ask(
     With `cfg.graph` (or an open `retriever`, cheaper for several questions) the prompt carries
     the searched code and the answer's citations are checked; `on_delta` streams the answer.
     """
-    cfg = query_config(cfg, **overrides)
+    cfg = apply_overrides(cfg or QueryConfig(), overrides, where="ask()")
     if not question.strip():
         raise NanodexError("the question is empty", 'pass --question "..." (make query QUESTION="...")')
     key = api_key if api_key is not None else os.environ.get(cfg.api_key_env) or None
@@ -200,27 +192,37 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    ap.add_argument("--config", help="YAML config with a `query:` section (e.g. config/serve.yaml)")
-    ap.add_argument("--endpoint", help="server URL (default http://127.0.0.1:8000/v1)")
+    config_option(ap, ServeFile, "serve", section="query")
+    config_flag(ap, "--endpoint", key="endpoint", help="server URL")
     ap.add_argument("--question", "-q", required=True, help="the question")
-    ap.add_argument("--model", help="model name to ask (default: the first adapter the server lists)")
+    config_flag(
+        ap, "--model", key="model", help="model name to ask (default: the first adapter the server lists)"
+    )
     ap.add_argument(
         "--json", action="store_true", help="print {answer, citations, model, usage, context} as JSON"
     )
     ap.add_argument("--stream", action="store_true", help="print the answer as it is generated")
-    ap.add_argument("--graph", help="code graph: retrieve context with brain search and check citations")
-    ap.add_argument("--brain-config", help="brain config (when the search index is not beside the graph)")
-    ap.add_argument("--k", type=int, help="search hits considered for the context (default 5)")
-    ap.add_argument("--context-tokens", type=int, help="token budget of the packed code (default 1024)")
-    ap.add_argument("--max-tokens", type=int, help="answer length limit in tokens (default 256)")
-    ap.add_argument("--temperature", type=float, help="sampling temperature (default 0: greedy)")
-    ap.add_argument(
-        "--frequency-penalty",
-        type=float,
-        help="> 0 discourages repeating the answer's own tokens (default 0)",
+    config_flag(
+        ap, "--graph", key="graph", help="code graph: retrieve context with brain search and check citations"
     )
-    ap.add_argument("--timeout", type=float, help="seconds to wait for the server (default 120)")
-    ap.add_argument("--api-key-env", metavar="VAR", help="send the key held in VAR (default NANODEX_API_KEY)")
+    config_flag(
+        ap,
+        "--brain-config",
+        key="brain_config",
+        help="brain config (when the search index is not beside the graph)",
+    )
+    config_flag(ap, "--k", key="k", help="search hits considered for the context")
+    config_flag(ap, "--context-tokens", key="context_tokens", help="token budget of the packed code")
+    config_flag(ap, "--max-tokens", key="max_tokens", help="answer length limit in tokens")
+    config_flag(ap, "--temperature", key="temperature", help="sampling temperature (0: greedy)")
+    config_flag(
+        ap,
+        "--frequency-penalty",
+        key="frequency_penalty",
+        help="> 0 discourages repeating the answer's own tokens",
+    )
+    config_flag(ap, "--timeout", key="timeout_s", help="seconds to wait for the server")
+    config_flag(ap, "--api-key-env", key="api_key_env", metavar="VAR", help="send the key held in VAR")
     ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return ap
 
@@ -228,20 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
-    cfg = query_config(
-        load_config(ServeFile, args.config).query,
-        endpoint=args.endpoint,
-        model=args.model,
-        graph=args.graph,
-        brain_config=args.brain_config,
-        k=args.k,
-        context_tokens=args.context_tokens,
-        max_tokens=args.max_tokens,
-        temperature=args.temperature,
-        frequency_penalty=args.frequency_penalty,
-        timeout_s=args.timeout,
-        api_key_env=args.api_key_env,
-    )
+    cfg = load_from_args(args)
     streaming = args.stream and not args.json
 
     def show(piece: str) -> None:

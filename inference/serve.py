@@ -21,11 +21,9 @@ from types import FrameType
 
 from inference.config import ServeFile, ServerConfig
 from inference.server import VllmServer
-from nanodex.config import load_config
 from nanodex.errors import NanodexError, run_main
+from nanodex.flags import config_flag, config_option, load_from_args
 from nanodex.log import setup_logging
-
-DEFAULT_CONFIG = "config/serve.yaml"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,56 +32,52 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    ap.add_argument("--config", help=f"YAML config with a `server:` section (e.g. {DEFAULT_CONFIG})")
-    ap.add_argument("--base", help="base model: Hugging Face id, local folder or embedded:smollm2-135m")
-    ap.add_argument(
+    config_option(ap, ServeFile, "serve", section="server")
+    config_flag(
+        ap, "--base", key="base", help="base model: Hugging Face id, local folder or embedded:smollm2-135m"
+    )
+    config_flag(
+        ap,
         "--adapter",
+        key="adapters",
         action="append",
         metavar="[NAME=]DIR",
-        help="LoRA adapter folder to serve as model NAME (default: the folder's name); repeatable",
+        help="LoRA adapter folder to serve as model NAME (default: the folder's name); repeatable, replaces the file's list",
     )
-    ap.add_argument("--served-model-name", help="the base model's name in the API (default: from --base)")
-    ap.add_argument("--host", help="address to listen on (default 127.0.0.1; 0.0.0.0 = every interface)")
-    ap.add_argument("--port", type=int, help="port (default 8000)")
-    ap.add_argument("--api-key-env", metavar="VAR", help="require the key held in environment variable VAR")
-    ap.add_argument("--max-lora-rank", type=int, help="largest adapter rank (0 = fit the adapters)")
-    ap.add_argument("--max-loras", type=int, help="adapters in one batch (0 = as many as served)")
-    ap.add_argument(
+    config_flag(ap, "--served-model-name", key="served_model_name", help="the base model's name in the API")
+    config_flag(ap, "--host", key="host", help="address to listen on (0.0.0.0 = every interface)")
+    config_flag(ap, "--port", key="port", help="port")
+    config_flag(
+        ap,
+        "--api-key-env",
+        key="api_key_env",
+        metavar="VAR",
+        help="require the key held in environment variable VAR",
+    )
+    config_flag(
+        ap, "--max-lora-rank", key="max_lora_rank", help="largest adapter rank (0 = fit the adapters)"
+    )
+    config_flag(ap, "--max-loras", key="max_loras", help="adapters in one batch (0 = as many as served)")
+    config_flag(
+        ap,
         "--allow-runtime-lora",
+        key="allow_runtime_lora",
         action="store_true",
-        default=None,
         help="enable POST /v1/load_lora_adapter and /v1/unload_lora_adapter",
     )
-    ap.add_argument("--max-model-len", type=int, help="prompt + answer tokens per request")
-    ap.add_argument("--dtype", help="weights dtype (auto = float32 on CPU)")
-    ap.add_argument("--log-file", help="vLLM's log (default .nanodex/logs/vllm-<port>.log)")
-    ap.add_argument("--startup-timeout", type=float, metavar="S", help="seconds to wait for /health")
+    config_flag(ap, "--max-model-len", key="max_model_len", help="prompt + answer tokens per request")
+    config_flag(ap, "--dtype", key="dtype", help="weights dtype (auto = float32 on CPU)")
+    config_flag(ap, "--log-file", key="log_file", help="vLLM's log (default .nanodex/logs/vllm-<port>.log)")
+    config_flag(
+        ap, "--startup-timeout", key="startup_timeout_s", metavar="S", help="seconds to wait for /health"
+    )
     ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return ap
 
 
 def server_config(args: argparse.Namespace) -> ServerConfig:
-    """config file `server:` section with the flags on top (repeated --adapter replaces the list)."""
-    file_cfg = load_config(ServeFile, args.config).server
-    overrides = {
-        "base": args.base,
-        "adapters": args.adapter,
-        "served_model_name": args.served_model_name,
-        "host": args.host,
-        "port": args.port,
-        "api_key_env": args.api_key_env,
-        "max_lora_rank": args.max_lora_rank,
-        "max_loras": args.max_loras,
-        "allow_runtime_lora": args.allow_runtime_lora,
-        "max_model_len": args.max_model_len,
-        "dtype": args.dtype,
-        "log_file": args.log_file,
-        "startup_timeout_s": args.startup_timeout,
-    }
-    for key, value in overrides.items():
-        if value is not None:
-            setattr(file_cfg, key, value)
-    return file_cfg
+    """The config file's `server:` section with the given flags on top."""
+    return load_from_args(args)
 
 
 def _sigterm(signum: int, frame: FrameType | None) -> None:

@@ -1,8 +1,10 @@
 """YAML config files read into typed dataclasses.
 
 Each stage declares its own dataclass; this module only knows how to fill one from a YAML
-mapping plus command-line overrides. Unknown keys and wrongly typed values are errors that name
-the key, because a silently ignored typo in a training config costs hours.
+mapping plus overrides keyed by dotted config keys (`summary.style`: the `style` key of the
+`summary` section), which is what command-line flags become (nanodex.flags). Unknown keys and
+wrongly typed values are errors that name the key, whether they come from a file or a flag,
+because a silently ignored typo in a training config costs hours.
 """
 
 from __future__ import annotations
@@ -21,7 +23,11 @@ T = TypeVar("T")
 
 
 def load_config(cls: type[T], path: str | Path | None, overrides: dict[str, Any] | None = None) -> T:
-    """Build `cls` from the YAML file at `path` (may be None) with non-None `overrides` on top."""
+    """Build `cls` from the YAML file at `path` (may be None) with non-None `overrides` on top.
+
+    Override keys may be dotted (`summary.style`, `counts.explain`): they change that one key of
+    a nested section and keep the rest of it as the file (or the defaults) set it.
+    """
     data: dict[str, Any] = {}
     where = "defaults"
     if path:
@@ -42,10 +48,35 @@ def load_config(cls: type[T], path: str | Path | None, overrides: dict[str, Any]
                 f"{p}: top level must be a mapping of keys to values", "see config/ for examples"
             )
         data.update(loaded)
-    for key, value in (overrides or {}).items():
-        if value is not None:
-            data[key] = value
-    return from_dict(cls, data, where)
+    cfg = from_dict(cls, data, where)
+    return apply_overrides(cfg, overrides) if overrides else cfg
+
+
+def apply_overrides(cfg: T, overrides: dict[str, Any], where: str = "command line") -> T:
+    """A copy of dataclass `cfg` with each non-None override (dotted key -> value) set.
+
+    The whole config goes back through `from_dict`, so an override is checked exactly like the
+    same key in a YAML file (unknown key, wrong type) and a mapping key such as
+    `build.embed.channel_budgets.symbols` changes one entry of the mapping, not all of it.
+    """
+    data = dataclasses.asdict(cfg)  # type: ignore[call-overload]
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        node = data
+        *sections, last = key.split(".")
+        for i, part in enumerate(sections):
+            child = node.get(part)
+            if not isinstance(child, dict):
+                if part in node:
+                    raise NanodexError(
+                        f"{where}: config key '{'.'.join(sections[: i + 1])}' is not a section",
+                        f"set '{'.'.join(sections[: i + 1])}' itself, not '{key}'",
+                    )
+                child = node[part] = {}  # from_dict names the unknown key
+            node = child
+        node[last] = value
+    return from_dict(type(cfg), data, where)
 
 
 def from_dict(cls: type[T], data: dict[str, Any], where: str) -> T:

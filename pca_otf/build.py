@@ -24,8 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from nanodex.config import load_config, to_dict
+from nanodex.config import to_dict
 from nanodex.errors import NanodexError, run_main
+from nanodex.flags import config_flag, config_option, load_from_args
 from nanodex.log import get_logger, setup_logging
 from nanodex.paths import atomic_path
 from pca_otf.artifacts import ARTIFACT_FILES, Artifacts
@@ -43,9 +44,8 @@ from pca_otf.manifest import (
     write_npz,
 )
 from pca_otf.shapes import infer_target_shapes, load_model_config, shapes_to_json
-from pca_otf.synth import Capacity, capacity_stats, effective_target_weights, parse_kv, synthesize
+from pca_otf.synth import Capacity, capacity_stats, effective_target_weights, synthesize
 
-DEFAULT_CONFIG = "config/pca.yaml"
 WINDOW_KINDS_SKIP = ("module",)
 _TEST_HINT = ("test", "tests", "spec")
 
@@ -431,115 +431,76 @@ def build(cfg: BuildConfig, *, force: bool = False) -> dict[str, Any]:
 # CLI
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m pca_otf.build",
         description="Build the pca_otf artifact folder (embedding, synthesized adapters, indexes, manifest) "
         "from a code graph and a base model's config. Flags override config/pca.yaml's build: section.",
     )
-    p.add_argument(
-        "--config", help=f"YAML config (default: {DEFAULT_CONFIG} when it exists, else built-in defaults)"
+    config_option(p, PcaConfig, "pca", section="build")
+    config_flag(p, "--graph", key="graph", help="code graph")
+    config_flag(
+        p, "--base", key="base", help="base model: HF id, folder, config.json, or embedded:smollm2-135m"
     )
-    p.add_argument("--graph", help="code graph (work/graph.sqlite)")
-    p.add_argument("--base", help="base model: HF id, folder, config.json, or embedded:smollm2-135m")
-    p.add_argument("--out", "--pca", dest="out_dir", help="artifact folder (work/pca)")
-    p.add_argument("--pg-backend", help="ProgramGraph backend as module:Factory")
+    config_flag(p, "--out", "--pca", key="out_dir", help="artifact folder")
+    config_flag(p, "--pg-backend", key="pg_backend", help="ProgramGraph backend as module:Factory")
     p.add_argument("--force", action="store_true", help="rebuild even when the inputs are unchanged")
-    p.add_argument("--window-lines", type=int)
-    p.add_argument("--head-lines", type=int)
-    p.add_argument("--self-queries", type=int, help="most self-queries written")
-    p.add_argument("--rerank-dim", type=int)
-    p.add_argument("--export-peft", action=argparse.BooleanOptionalAction, default=None)
+    config_flag(p, "--window-lines", key="window_lines")
+    config_flag(p, "--head-lines", key="head_lines")
+    config_flag(p, "--self-queries", key="self_queries", help="most self-queries written")
+    config_flag(p, "--rerank-dim", key="rerank_dim")
+    config_flag(p, "--export-peft", key="export_peft", action=argparse.BooleanOptionalAction)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--verbose", action="store_true")
     e = p.add_argument_group("embedding")
-    e.add_argument("--embed-dim", type=int)
-    e.add_argument("--graph-prop-hops", type=int)
-    e.add_argument("--graph-prop-damp", type=float)
-    e.add_argument("--include-text", action=argparse.BooleanOptionalAction, default=None)
-    e.add_argument("--text-max-bytes", type=int)
-    e.add_argument("--max-text-tokens", type=int)
-    e.add_argument("--text-weight", type=float)
-    e.add_argument("--text-ngram", type=int)
-    e.add_argument("--channel-weights", help="e.g. symbols=1,docs=0.5,modules=0.5,topology=1")
-    e.add_argument("--channel-budgets", help="distinct features kept per channel, e.g. symbols=50000")
-    e.add_argument("--embed-seed", type=int)
+    config_flag(e, "--embed-dim", key="embed.embed_dim")
+    config_flag(e, "--graph-prop-hops", key="embed.graph_prop_hops")
+    config_flag(e, "--graph-prop-damp", key="embed.graph_prop_damp")
+    config_flag(e, "--text-max-bytes", key="embed.text_max_bytes")
+    config_flag(e, "--max-text-tokens", key="embed.max_text_tokens")
+    config_flag(e, "--include-text", key="embed.include_text", action=argparse.BooleanOptionalAction)
+    config_flag(e, "--text-weight", key="embed.text_weight")
+    config_flag(e, "--text-ngram", key="embed.text_ngram")
+    config_flag(e, "--channel-weights", key="embed.channel_weights", help="e.g. symbols=1,docs=0.5")
+    config_flag(
+        e,
+        "--channel-budgets",
+        key="embed.channel_budgets",
+        help="distinct features kept per channel, e.g. symbols=50000",
+    )
+    config_flag(e, "--embed-seed", key="embed.seed")
     s = p.add_argument_group("synthesis")
-    s.add_argument("--rank", type=int)
-    s.add_argument("--alpha", type=float)
-    s.add_argument("--targets", help="comma list of q,k,v,o,gate,up,down")
-    s.add_argument("--target-weights", help="e.g. o=1.5,up=1.2")
-    s.add_argument("--knowledge-preset", action=argparse.BooleanOptionalAction, default=None)
-    s.add_argument("--code-recall-preset", action=argparse.BooleanOptionalAction, default=None)
-    s.add_argument("--kbann-priors", action=argparse.BooleanOptionalAction, default=None)
-    s.add_argument("--layer-schedule", help="uniform | linear | early | middle | late")
-    s.add_argument("--layer-rank-tiers", help='e.g. "0.5:4,1.0:8"')
-    s.add_argument("--rank-budget", type=int)
-    s.add_argument("--round-lora", action=argparse.BooleanOptionalAction, default=None)
-    s.add_argument("--round-threshold", type=float)
-    s.add_argument("--per-target-rank-schedule", help="e.g. q=4,down=16")
-    s.add_argument("--target-shapes", help="explicit sizes, e.g. k=576x192")
-    s.add_argument("--delta-rms", type=float, help="RMS of each synthesized delta entry at weight 1")
-    s.add_argument("--components", type=int, help="Gaussian bases mixed by z per matrix")
-    s.add_argument("--seed", type=int, help="synthesis seed")
+    config_flag(s, "--rank", key="synth.rank")
+    config_flag(s, "--alpha", key="synth.alpha")
+    config_flag(s, "--targets", key="synth.targets", help="comma list of q,k,v,o,gate,up,down")
+    config_flag(s, "--target-weights", key="synth.target_weights", help="e.g. o=1.5,up=1.2")
+    B = argparse.BooleanOptionalAction
+    config_flag(s, "--knowledge-preset", key="synth.knowledge_preset", action=B)
+    config_flag(s, "--code-recall-preset", key="synth.code_recall_preset", action=B)
+    config_flag(s, "--kbann-priors", key="synth.kbann_priors", action=B)
+    config_flag(s, "--round-lora", key="synth.round_lora", action=B)
+    config_flag(
+        s, "--layer-schedule", key="synth.layer_schedule", help="uniform | linear | early | middle | late"
+    )
+    config_flag(s, "--layer-rank-tiers", key="synth.layer_rank_tiers", help='e.g. "0.5:4,1.0:8"')
+    config_flag(s, "--rank-budget", key="synth.rank_budget")
+    config_flag(s, "--round-threshold", key="synth.round_threshold")
+    config_flag(
+        s, "--per-target-rank-schedule", key="synth.per_target_rank_schedule", help="e.g. q=4,down=16"
+    )
+    config_flag(s, "--target-shapes", key="synth.target_shapes", help="explicit sizes, e.g. k=576x192")
+    config_flag(
+        s, "--delta-rms", key="synth.delta_rms", help="RMS of each synthesized delta entry at weight 1"
+    )
+    config_flag(s, "--components", key="synth.components", help="Gaussian bases mixed by z per matrix")
+    config_flag(s, "--seed", key="synth.seed", help="synthesis seed")
     return p
 
 
-def config_from_args(args: argparse.Namespace) -> BuildConfig:
-    path = args.config or (DEFAULT_CONFIG if Path(DEFAULT_CONFIG).is_file() else None)
-    cfg = load_config(PcaConfig, path).build
-    for name in ("graph", "base", "out_dir", "pg_backend", "window_lines", "head_lines", "self_queries"):
-        if getattr(args, name) is not None:
-            setattr(cfg, name, getattr(args, name))
-    for name in ("rerank_dim", "export_peft"):
-        if getattr(args, name) is not None:
-            setattr(cfg, name, getattr(args, name))
-    emb = {
-        "embed_dim": args.embed_dim,
-        "graph_prop_hops": args.graph_prop_hops,
-        "graph_prop_damp": args.graph_prop_damp,
-        "include_text": args.include_text,
-        "text_max_bytes": args.text_max_bytes,
-        "max_text_tokens": args.max_text_tokens,
-        "text_weight": args.text_weight,
-        "text_ngram": args.text_ngram,
-        "seed": args.embed_seed,
-    }
-    if args.channel_weights:
-        emb["channel_weights"] = parse_kv(args.channel_weights, float)
-    if args.channel_budgets:
-        emb["channel_budgets"] = cfg.embed.channel_budgets | parse_kv(args.channel_budgets, int)
-    cfg.embed = replace(cfg.embed, **{k: v for k, v in emb.items() if v is not None})
-    syn = {
-        "rank": args.rank,
-        "alpha": args.alpha,
-        "knowledge_preset": args.knowledge_preset,
-        "code_recall_preset": args.code_recall_preset,
-        "kbann_priors": args.kbann_priors,
-        "layer_schedule": args.layer_schedule,
-        "layer_rank_tiers": args.layer_rank_tiers,
-        "rank_budget": args.rank_budget,
-        "round_lora": args.round_lora,
-        "round_threshold": args.round_threshold,
-        "target_shapes": args.target_shapes,
-        "delta_rms": args.delta_rms,
-        "components": args.components,
-        "seed": args.seed,
-    }
-    if args.targets:
-        syn["targets"] = [t.strip() for t in args.targets.split(",") if t.strip()]
-    if args.target_weights:
-        syn["target_weights"] = parse_kv(args.target_weights, float)
-    if args.per_target_rank_schedule:
-        syn["per_target_rank_schedule"] = parse_kv(args.per_target_rank_schedule, int)
-    cfg.synth = replace(cfg.synth, **{k: v for k, v in syn.items() if v is not None})
-    return cfg
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
-    cfg = config_from_args(args)
+    cfg = load_from_args(args)
     report = build(cfg, force=args.force)
     if args.json:
         print(json.dumps(report, sort_keys=True))

@@ -32,12 +32,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from nanodex.config import load_config
 from nanodex.errors import NanodexError, run_main
+from nanodex.flags import config_flag, config_option, load_from_args
 from nanodex.log import get_logger, progress, setup_logging
 from nanodex.paths import atomic_path
 from pca_otf.config import PcaConfig, RunConfig
-from pca_otf.run import Controls, Runner, config_path
+from pca_otf.run import Controls, Runner
 
 log = get_logger("pca_otf.evaluate")
 ARMS = {
@@ -274,14 +274,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument(
         "--from-graph", type=int, default=0, help="without --eval: N questions from documented functions"
     )
-    ap.add_argument(
-        "--config", help="YAML config with a `run:` section (default: config/pca.yaml when it exists)"
-    )
-    ap.add_argument("--graph", help="code graph (its brain search index beside it)")
-    ap.add_argument(
-        "--pca", "--artifacts", dest="artifacts", help="build folder of `python -m pca_otf.build`"
-    )
-    ap.add_argument("--base", help="base model (default: embedded:smollm2-135m)")
+    config_option(ap, PcaConfig, "pca", section="run")
+    config_flag(ap, "--graph", key="graph", help="code graph (its brain search index beside it)")
+    config_flag(ap, "--pca", "--artifacts", key="artifacts", help="build folder of `python -m pca_otf.build`")
+    config_flag(ap, "--base", key="base", help="base model")
     ap.add_argument("--arms", default="abcdef", help="arms to run, e.g. abcd (default: all)")
     ap.add_argument("--adapter", "--trained", dest="trained", help="PEFT adapter folder for arm (e)")
     ap.add_argument("--bank", "--adapters-bank", dest="adapters_bank", help="bank folder for arm (f)")
@@ -289,9 +285,15 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--limit", type=int, default=0, help="first N rows only (0 = all)")
     ap.add_argument("--sample", type=int, default=0, help="N rows drawn at random (seeded by --seed) instead")
     ap.add_argument("--seed", type=int, default=0, help="seed of the random control and of --from-graph")
-    ap.add_argument("--max-new-tokens", type=int, help="answer length cap")
-    ap.add_argument("--context-tokens", type=int, help="packing budget")
-    ap.add_argument("--no-require-citations", action="store_true", help="do not ask for citations")
+    config_flag(ap, "--max-new-tokens", key="max_new_tokens", help="answer length cap")
+    config_flag(ap, "--context-tokens", key="context_tokens", help="packing budget")
+    config_flag(
+        ap,
+        "--require-citations",
+        key="require_citations",
+        action=argparse.BooleanOptionalAction,
+        help="ask for citations (--no-require-citations: do not)",
+    )
     ap.add_argument("--out", help="report folder (report.json, report.md)")
     ap.add_argument("-v", "--verbose", action="store_true")
     return ap
@@ -300,16 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
-    base = load_config(PcaConfig, config_path(args.config)).run
-    over = {
-        "graph": args.graph,
-        "artifacts": args.artifacts,
-        "base": args.base,
-        "max_new_tokens": args.max_new_tokens,
-        "context_tokens": args.context_tokens,
-    }
-    cfg = replace(base, **{k: v for k, v in over.items() if v is not None})
-    cfg = replace(cfg, require_citations=not args.no_require_citations)
+    cfg = load_from_args(args)
     arms = [a for a in args.arms.strip().lower() if a.strip()]
     if "e" in arms and not args.trained:
         log.warning("no --trained adapter: arm (e) is left out")

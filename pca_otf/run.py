@@ -18,15 +18,15 @@ import json
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from answer.citations import UNVERIFIED_MARK, Checked, Checker, footer, provenance_footer
 from answer.generate import generate
 from answer.prompt import LAYOUT, build_messages
-from nanodex.config import load_config
 from nanodex.errors import NanodexError, run_main
+from nanodex.flags import config_flag, config_option, load_from_args
 from nanodex.log import get_logger, setup_logging
 from pca_otf.config import PcaConfig, RunConfig
 from pca_otf.decoding import intent_target_weights, question_intent, warmup_scale
@@ -36,12 +36,6 @@ from pca_otf.select import Selection, select_question, select_zoom
 
 log = get_logger("pca_otf.run")
 SOURCES = ("question", "zoom")
-DEFAULT_CONFIG = "config/pca.yaml"
-
-
-def config_path(given: str | None) -> str | None:
-    """--config, else config/pca.yaml when run from a checkout, else None (built-in defaults)."""
-    return given or (DEFAULT_CONFIG if Path(DEFAULT_CONFIG).is_file() else None)
 
 
 @dataclass
@@ -523,75 +517,116 @@ def build_parser() -> argparse.ArgumentParser:
     )
     B = argparse.BooleanOptionalAction
     ap.add_argument("--question", "--prompt", dest="prompt", required=True, help="the question")
-    ap.add_argument(
-        "--config", help=f"YAML config with a `run:` section (default: {DEFAULT_CONFIG} when it exists)"
+    config_option(ap, PcaConfig, "pca", section="run")
+    config_flag(ap, "--graph", key="graph", help="code graph (its brain search index lies beside it)")
+    config_flag(
+        ap, "--pca", "--artifacts", key="artifacts", help="build folder written by `python -m pca_otf.build`"
     )
-    ap.add_argument("--graph", help="code graph (its brain search index lies beside it)")
-    ap.add_argument(
-        "--pca", "--artifacts", dest="artifacts", help="build folder written by `python -m pca_otf.build`"
+    config_flag(ap, "--base", key="base", help="base model (default: embedded:smollm2-135m)")
+    config_flag(
+        ap, "--pg-backend", key="pg_backend", help="ProgramGraph backend as module:Factory (default: SQLite)"
     )
-    ap.add_argument("--base", help="base model (default: embedded:smollm2-135m)")
-    ap.add_argument("--pg-backend", help="ProgramGraph backend as module:Factory (default: SQLite)")
-    ap.add_argument("--threads", type=int, help="torch CPU threads (0 = default)")
+    config_flag(ap, "--threads", key="threads", help="torch CPU threads (0 = default)")
     g = ap.add_argument_group("selection")
-    g.add_argument("--of-sources", choices=SOURCES, help="region from the question or a zoomed symbol")
-    g.add_argument("--zoom-symbol", help="symbol to zoom on (qualname, node id or path:line)")
-    g.add_argument("--zoom-radius", type=int, help="hops around the zoomed symbol")
-    g.add_argument("--retrieval-policy", help='blend, e.g. "sim:0.6,struct:0.4"')
-    g.add_argument("--retrieval-temp", type=float, help="softmax temperature of the region weights")
-    g.add_argument("--retrieval-k", type=int, help="search hits taken")
-    g.add_argument("--search-mode", choices=("hybrid", "lexical"), help="brain search rankers")
-    g.add_argument("--function-first", action=B, help="top function windows get local adapters")
+    config_flag(
+        g,
+        "--of-sources",
+        key="of_sources",
+        choices=SOURCES,
+        help="region from the question or a zoomed symbol",
+    )
+    config_flag(
+        g, "--zoom-symbol", key="zoom_symbol", help="symbol to zoom on (qualname, node id or path:line)"
+    )
+    config_flag(g, "--zoom-radius", key="zoom_radius", help="hops around the zoomed symbol")
+    config_flag(g, "--retrieval-policy", key="retrieval_policy", help='blend, e.g. "sim:0.6,struct:0.4"')
+    config_flag(g, "--retrieval-temp", key="retrieval_temp", help="softmax temperature of the region weights")
+    config_flag(g, "--retrieval-k", key="retrieval_k", help="search hits taken")
+    config_flag(
+        g, "--search-mode", key="search_mode", choices=("hybrid", "lexical"), help="brain search rankers"
+    )
+    config_flag(
+        g, "--function-first", key="function_first", action=B, help="top function windows get local adapters"
+    )
     g = ap.add_argument_group("context packing")
-    g.add_argument("--pack-context", action=B, help="show the selected code to the model")
-    g.add_argument("--pack-mode", choices=("heads", "windows"), help="file heads or symbol windows")
-    g.add_argument("--context-tokens", type=int, help="context budget in the model's tokens")
-    g.add_argument(
-        "--pack-relevance", action=B, help="model-scored window relevance when the budget is tight"
+    config_flag(g, "--pack-context", key="pack_context", action=B, help="show the selected code to the model")
+    config_flag(
+        g, "--pack-mode", key="pack_mode", choices=("heads", "windows"), help="file heads or symbol windows"
+    )
+    config_flag(g, "--context-tokens", key="context_tokens", help="context budget in the model's tokens")
+    config_flag(
+        g,
+        "--pack-relevance",
+        key="pack_relevance",
+        action=B,
+        help="model-scored window relevance when the budget is tight",
     )
     g = ap.add_argument_group("adapters")
-    g.add_argument("--adapter", action=B, help="apply the synthesized adapter (--no-adapter: context only)")
-    g.add_argument("--gsub", type=float, help="blend of whole-program (0) and subgraph (1) adapter")
-    g.add_argument("--alpha-scale", type=float, help="multiplier of the adapter's alpha")
-    g.add_argument("--delta-cap", type=float, help="global delta-norm cap (also NANODEX_DELTA_CAP)")
-    g.add_argument(
-        "--bank", "--adapters-bank", dest="adapters_bank", help="folder of PEFT adapters to mix from"
+    config_flag(
+        g,
+        "--adapter",
+        key="adapter",
+        action=B,
+        help="apply the synthesized adapter (--no-adapter: context only)",
     )
-    g.add_argument("--mixture-m", type=int, help="top-M bank adapters to mix")
-    g.add_argument("--cone-rank", type=int, help="rank of each --function-first local adapter")
-    g.add_argument("--cone-weight", type=float, help="weight of each local adapter")
-    g.add_argument("--q-aware-weights", action=B, help="weight target groups by the question's intent")
-    g.add_argument(
-        "--alpha-warmup", type=int, nargs="?", const=8, help="ramp alpha in over N new tokens (default N: 8)"
+    config_flag(g, "--gsub", key="gsub", help="blend of whole-program (0) and subgraph (1) adapter")
+    config_flag(g, "--alpha-scale", key="alpha_scale", help="multiplier of the adapter's alpha")
+    config_flag(g, "--delta-cap", key="delta_cap", help="global delta-norm cap (also NANODEX_DELTA_CAP)")
+    config_flag(
+        g, "--bank", "--adapters-bank", key="adapters_bank", help="folder of PEFT adapters to mix from"
     )
-    g.add_argument("--adapter-aware-decoding", action=B, help="contrast adapted and base logits")
+    config_flag(g, "--mixture-m", key="mixture_m", help="top-M bank adapters to mix")
+    config_flag(g, "--cone-rank", key="cone_rank", help="rank of each --function-first local adapter")
+    config_flag(g, "--cone-weight", key="cone_weight", help="weight of each local adapter")
+    config_flag(
+        g,
+        "--q-aware-weights",
+        key="q_aware_weights",
+        action=B,
+        help="weight target groups by the question's intent",
+    )
+    config_flag(
+        g,
+        "--alpha-warmup",
+        key="alpha_warmup",
+        nargs="?",
+        const=8,
+        help="ramp alpha in over N new tokens (default N: 8)",
+    )
+    config_flag(
+        g,
+        "--adapter-aware-decoding",
+        key="adapter_aware_decoding",
+        action=B,
+        help="contrast adapted and base logits",
+    )
     g = ap.add_argument_group("answer")
-    g.add_argument("--max-new-tokens", type=int, help="answer length cap (greedy decoding)")
-    g.add_argument(
-        "--require-citations", action=B, help="citations can only name a packed block while decoding"
+    config_flag(g, "--max-new-tokens", key="max_new_tokens", help="answer length cap (greedy decoding)")
+    config_flag(
+        g,
+        "--require-citations",
+        key="require_citations",
+        action=B,
+        help="citations can only name a packed block while decoding",
     )
-    g.add_argument(
-        "--citations-enforce", action=B, help="mark claim paragraphs without a valid citation [unverified]"
+    config_flag(
+        g,
+        "--citations-enforce",
+        key="citations_enforce",
+        action=B,
+        help="mark claim paragraphs without a valid citation [unverified]",
     )
-    g.add_argument("--telemetry", metavar="FILE", help="append one JSON record per answer")
+    config_flag(g, "--telemetry", key="telemetry", metavar="FILE", help="append one JSON record per answer")
     g.add_argument("--json", action="store_true", help="print the whole answer record as JSON")
     ap.add_argument("-v", "--verbose", action="store_true", help="debug logs")
     return ap
-
-
-def run_config(args: argparse.Namespace) -> RunConfig:
-    """The `run:` section of --config with the flags that were given on top."""
-    base = load_config(PcaConfig, config_path(args.config)).run
-    flags = {f.name: getattr(args, f.name, None) for f in fields(RunConfig)}
-    merged = {**asdict(base), **{k: v for k, v in flags.items() if v is not None}}
-    return load_config(RunConfig, None, merged)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
     t0 = time.perf_counter()
-    cfg = run_config(args)
+    cfg = load_from_args(args)
     runner = Runner(cfg)
     try:
         ans = runner.answer(args.prompt)

@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from nanodex.config import load_config
 from nanodex.errors import run_main
+from nanodex.flags import config_flag, config_option, load_from_args
 from nanodex.log import setup_logging
 from selftune.config import SelftuneConfig
 
@@ -24,33 +24,41 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    ap.add_argument(
-        "--config", default="config/selftune.yaml", help="YAML config (default config/selftune.yaml)"
+    config_option(ap, SelftuneConfig, "selftune")
+    config_flag(ap, "--repo", key="repo", help="repository to index and test")
+    config_flag(ap, "--graph", key="graph", help="code graph to update and read")
+    config_flag(ap, "--base", key="base", help="base model: HF id, local folder or embedded:smollm2-135m")
+    config_flag(ap, "--adapter", key="adapter", help="main adapter: answers use it, the refresh updates it")
+    config_flag(ap, "--work-dir", key="work_dir", help="distill.jsonl, state.json, reports")
+    config_flag(ap, "--bank", key="bank_dir", help="adapters bank folder")
+    config_flag(ap, "--dataset-out", key="dataset_out", help="JSONL of kept rows, kind selftune")
+    config_flag(
+        ap, "--eval-dataset", key="eval_dataset", help="eval JSONL whose facts kept rows must not overlap"
     )
-    ap.add_argument("--repo", help="repository to index and test (overrides `repo`)")
-    ap.add_argument("--graph", help="code graph to update and read (overrides `graph`)")
-    ap.add_argument("--base", help="base model: HF id, local folder or embedded:smollm2-135m")
-    ap.add_argument("--adapter", help="main adapter: answers use it, the refresh updates it")
-    ap.add_argument("--work-dir", help="distill.jsonl, state.json, reports (overrides `work_dir`)")
-    ap.add_argument("--bank", help="adapters bank folder (overrides `bank_dir`)")
-    ap.add_argument("--dataset-out", help="JSONL of kept rows, kind selftune (overrides `dataset_out`)")
-    ap.add_argument("--eval-dataset", help="eval JSONL whose facts kept rows must not overlap")
-    ap.add_argument(
-        "--answerer", choices=["direct", "runner"], help="who answers (overrides `answer.answerer`)"
-    )
-    ap.add_argument("--all", action="store_true", default=None, help="every module, not only changed ones")
+    config_flag(ap, "--answerer", key="answer.answerer", choices=["direct", "runner"], help="who answers")
+    config_flag(ap, "--all", key="all", action="store_true", help="every module, not only changed ones")
     ap.add_argument("--resume", action="store_true", help="skip proposals already in distill.jsonl")
-    ap.add_argument(
-        "--include-deps", action="store_true", default=None, help="module adapters also see their deps' rows"
+    config_flag(
+        ap,
+        "--include-deps",
+        key="include_deps",
+        action="store_true",
+        help="module adapters also see their deps' rows",
     )
-    ap.add_argument("--max-modules", type=int, help="self-tune at most N modules (curriculum order)")
-    ap.add_argument("--max-new-tokens", type=int, help="answer length cap")
+    config_flag(ap, "--max-modules", key="max_modules", help="self-tune at most N modules (curriculum order)")
+    config_flag(ap, "--max-new-tokens", key="answer.max_new_tokens", help="answer length cap")
     ap.add_argument(
         "--baseline",
         action="store_true",
         help="only record the current code as self-tuned (adopt an expert trained on it)",
     )
-    ap.add_argument("--no-refresh", action="store_true", help="do not refresh the main adapter")
+    config_flag(
+        ap,
+        "--no-refresh",
+        key="refresh.enabled",
+        action="store_false",
+        help="do not refresh the main adapter",
+    )
     ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return ap
 
@@ -58,26 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
-    overrides = {
-        "repo": args.repo,
-        "graph": args.graph,
-        "base": args.base,
-        "adapter": args.adapter,
-        "work_dir": args.work_dir,
-        "bank_dir": args.bank,
-        "dataset_out": args.dataset_out,
-        "eval_dataset": args.eval_dataset,
-        "all": args.all,
-        "include_deps": args.include_deps,
-        "max_modules": args.max_modules,
-    }
-    cfg = load_config(SelftuneConfig, args.config, overrides)
-    if args.answerer:
-        cfg.answer.answerer = args.answerer
-    if args.max_new_tokens:
-        cfg.answer.max_new_tokens = args.max_new_tokens
-    if args.no_refresh:
-        cfg.refresh.enabled = False
+    cfg = load_from_args(args)
     from selftune.pipeline import record_baseline, run_selftune  # heavy imports after --help
     from selftune.report import render_markdown
 

@@ -347,7 +347,7 @@ def test_ask_with_graph_packs_context_and_checks_citations(fake: FakeOpenAI, bra
     assert not regex.fullmatch("See [shop/cart.py:90-99].") and not regex.fullmatch("See [shop/nothing.py:1]")
     ask("What does Cart.add return?", endpoint=fake.url, frequency_penalty=0.5)
     assert fake.requests[-1]["body"]["frequency_penalty"] == 0.5
-    with pytest.raises(TypeError, match="unknown query option"):
+    with pytest.raises(NanodexError, match="ask\\(\\): unknown config key 'nonsense'"):
         ask("q", endpoint=fake.url, nonsense=1)
     with pytest.raises(NanodexError, match="the question is empty"):
         ask("  ", endpoint=fake.url)
@@ -530,9 +530,9 @@ def test_serve_flags_override_config(tmp_path: Path) -> None:
 
 
 def test_query_config_overrides() -> None:
-    from inference.query import query_config
+    from nanodex.config import apply_overrides
 
-    cfg = query_config(QueryConfig(k=9), endpoint="http://x:1/v1", k=None, max_tokens=12)
+    cfg = apply_overrides(QueryConfig(k=9), {"endpoint": "http://x:1/v1", "k": None, "max_tokens": 12})
     assert cfg.k == 9 and cfg.max_tokens == 12 and cfg.endpoint == "http://x:1/v1"
 
 

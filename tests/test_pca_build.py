@@ -233,13 +233,14 @@ def test_smollm2_peft_export_equals_in_place_and_restores(
 
 
 def test_flags_override_config(tmp_path: Path) -> None:
-    from pca_otf.build import _parser, config_from_args
+    from nanodex.flags import load_from_args
+    from pca_otf.build import build_parser
 
     yaml_file = tmp_path / "pca.yaml"
     yaml_file.write_text(
         "build:\n  synth:\n    rank: 6\n    layer_schedule: linear\n  embed:\n    embed_dim: 64\n"
     )
-    args = _parser().parse_args(
+    args = build_parser().parse_args(
         [
             "--config",
             str(yaml_file),
@@ -252,7 +253,7 @@ def test_flags_override_config(tmp_path: Path) -> None:
         ]
         + ["--channel-budgets", "symbols=7", "--no-include-text", "--targets", "q,o,up", "--components", "2"]
     )
-    cfg = config_from_args(args)
+    cfg = load_from_args(args)
     assert cfg.synth.rank == 3 and cfg.synth.layer_schedule == "linear"  # flag wins, file kept elsewhere
     assert cfg.synth.target_weights == {"o": 2.0, "up": 0.5} and cfg.synth.per_target_rank_schedule == {
         "q": 5
@@ -262,7 +263,7 @@ def test_flags_override_config(tmp_path: Path) -> None:
     assert cfg.embed.channel_budgets["docs"] == 20000 and cfg.embed.include_text is False
     yaml_file.write_text("build:\n  synth:\n    rnak: 6\n")
     with pytest.raises(NanodexError, match="unknown config key 'rnak'"):
-        config_from_args(_parser().parse_args(["--config", str(yaml_file)]))
+        load_from_args(build_parser().parse_args(["--config", str(yaml_file)]))
 
 
 def test_self_queries_and_facts_carry_the_right_references(repo_graph: tuple[Path, Path]) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from nanodex.config import load_config
 from nanodex.errors import run_main
+from nanodex.flags import config_file, config_flag, config_option, overrides_from
 from nanodex.log import get_logger, setup_logging
 from trainer.config import TrainConfig
 
@@ -23,15 +24,19 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    ap.add_argument("--config", help="YAML config: config/train_lora.yaml or config/train_qlora.yaml")
-    ap.add_argument("--base", help="base model: Hugging Face id, local folder or embedded:smollm2-135m")
-    ap.add_argument("--dataset", help="training JSONL (default work/dataset/train.jsonl)")
-    ap.add_argument(
-        "--eval-dataset",
-        help="held-out JSONL for the eval loss (default: eval.jsonl beside --dataset, else work/dataset/eval.jsonl; '' = none)",
+    config_option(ap, TrainConfig, "train_lora")  # config/train_qlora.yaml: QLoRA (bits 4)
+    config_flag(
+        ap, "--base", key="base", help="base model: Hugging Face id, local folder or embedded:smollm2-135m"
     )
-    ap.add_argument("--out", help="adapter folder to write (overrides `save_dir`)")
-    ap.add_argument("--graph", help="code graph whose commit is recorded in nanodex.json")
+    config_flag(ap, "--dataset", key="dataset", help="training JSONL")
+    config_flag(
+        ap,
+        "--eval-dataset",
+        key="eval_dataset",
+        help="held-out JSONL for the eval loss (default with --dataset: eval.jsonl beside it; '' = none)",
+    )
+    config_flag(ap, "--out", key="save_dir", help="adapter folder to write")
+    config_flag(ap, "--graph", key="graph", help="code graph whose commit is recorded in nanodex.json")
     ap.add_argument(
         "--resume",
         nargs="?",
@@ -40,8 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CHECKPOINT",
         help="continue from the newest checkpoint in <out>.checkpoints (or from CHECKPOINT)",
     )
-    ap.add_argument("--max-steps", type=int, help="optimizer steps (overrides `max_steps` and `epochs`)")
-    ap.add_argument("--seed", type=int, help="random seed (overrides `seed`)")
+    config_flag(ap, "--max-steps", key="max_steps", help="optimizer steps (> 0 wins over `epochs`)")
+    config_flag(ap, "--seed", key="seed", help="random seed")
     ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return ap
 
@@ -63,22 +68,10 @@ def sibling_eval(dataset: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
-    eval_dataset = args.eval_dataset
-    if args.dataset and eval_dataset is None:
-        eval_dataset = sibling_eval(args.dataset)
-    cfg = load_config(
-        TrainConfig,
-        args.config,
-        {
-            "base": args.base,
-            "dataset": args.dataset,
-            "eval_dataset": eval_dataset,
-            "save_dir": args.out,
-            "graph": args.graph,
-            "max_steps": args.max_steps,
-            "seed": args.seed,
-        },
-    )
+    overrides = overrides_from(args)
+    if "dataset" in overrides and "eval_dataset" not in overrides:
+        overrides["eval_dataset"] = sibling_eval(overrides["dataset"])
+    cfg = load_config(TrainConfig, config_file(args), overrides)
     from trainer.data import require_dataset
 
     # before transformers/peft load: they import bitsandbytes, which may log its own warnings first
