@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nanodex.config import at_least
 from nanodex.paths import DEFAULT_GRAPH
 
 NODE_TYPES = ("module", "capability", "concept", "error", "recipe")
@@ -78,7 +79,7 @@ class SearchConfig:
 
     index: str | None = None  # default: <graph folder>/<graph stem>.search.sqlite
     embeddings: str | None = None  # default: <graph folder>/<graph stem>.emb.npz
-    k: int = 10
+    k: int = at_least(1, 10)
     candidates: int = 100  # hits taken from each ranker before fusion
     fusion: str = "score"  # score: weighted sum of min-max normalized scores | rrf: reciprocal rank fusion
     rrf_k: float = 10.0  # fusion rrf only

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from nanodex.config import at_least
 from nanodex.paths import DEFAULT_EVAL_JSONL, DEFAULT_GRAPH, DEFAULT_NODES_DIR, DEFAULT_TRAIN_JSONL
 
 KINDS = ("discovery", "explain", "howto", "diag", "architecture")
@@ -19,11 +20,11 @@ KINDS = ("discovery", "explain", "howto", "diag", "architecture")
 class Counts:
     """Positive rows per question kind (train + eval together); negatives come on top."""
 
-    discovery: int = 300
-    explain: int = 600
-    howto: int = 200
-    diag: int = 150
-    architecture: int = 250
+    discovery: int = at_least(0, 300)
+    explain: int = at_least(0, 600)
+    howto: int = at_least(0, 200)
+    diag: int = at_least(0, 150)
+    architecture: int = at_least(0, 250)
 
     def get(self, kind: str) -> int:
         return int(getattr(self, kind))
@@ -50,11 +51,13 @@ class ContextConfig:
 
     share: float = 1.0  # share of train and eval rows (seeded) that show code; 0 = bare questions
     absent_share: float = 0.2  # positive training rows whose answering code is left out ("not shown")
-    tokens: int = 240  # budget of the code shown (estimated at 3 bytes per token)
-    window_lines: int = 14  # a longer span is shown as a window for the question, as `make query` shows it
+    tokens: int = at_least(1, 240)  # budget of the code shown (estimated at 3 bytes per token)
+    window_lines: int = at_least(
+        1, 14
+    )  # a longer span is shown as a window for the question, as `make query` shows it
     cited_blocks: int = 1  # other spans the answer cites, shown beside the subject's code
     distractors: int = 2  # blocks search finds for the question, shown beside the cited code
-    search_k: int = 5  # search hits considered (held-out rows show these, as `make query` does)
+    search_k: int = at_least(1, 5)  # search hits considered (held-out rows show these, as `make query` does)
     search_mode: str = "lexical"  # the dense index (`make brain-embed`) is optional at dataset time
 
 

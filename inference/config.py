@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nanodex.config import at_least
 from nanodex.models import DEFAULT_BASE
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:8000/v1"
@@ -47,18 +48,20 @@ class QueryConfig:
     model: str | None = None  # None: the first adapter the server lists, else its base model
     api_key_env: str = "NANODEX_API_KEY"  # sent as a Bearer token when this variable is set
     timeout_s: float = 120.0  # per HTTP read; a generation slower than this is an error
-    max_tokens: int = 256
+    max_tokens: int = at_least(1, 256)
     temperature: float = 0.0  # 0 = greedy: the same question gets the same answer
     frequency_penalty: float = 0.0  # > 0 lowers tokens the answer already used: breaks small models' loops
     graph: str | None = None  # code graph for retrieval and citation checks; None = neither
     brain_config: str | None = None  # config/brain.yaml when the search index is not beside the graph
     search_mode: str = "hybrid"  # hybrid | lexical | dense (brain.search)
-    k: int = 8  # search hits considered for the context (each packed as a symbol window)
-    context_tokens: int = 1024  # budget for the packed code blocks (tokens)
+    k: int = at_least(0, 8)  # search hits considered for the context (each packed as a symbol window)
+    context_tokens: int = at_least(0, 1024)  # budget for the packed code blocks (tokens)
     tokenizer: str | None = (
         None  # the served base, for exact token counts (None: the embedded default when cached)
     )
-    window_lines: int = 14  # a longer hit is shown as a window of about this many lines for the question
+    window_lines: int = at_least(
+        1, 14
+    )  # a longer hit is shown as a window of about this many lines for the question
     system_prompt: str | None = None  # None: the chat template's default, as in training
     enforce_citations: bool = True  # a claim paragraph left without a valid citation is marked [unverified]
     constrain_citations: bool = True  # vLLM structured outputs: a citation can only name a shown block

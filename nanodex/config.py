@@ -88,7 +88,21 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str) -> T:
             raise NanodexError(f"{where}: unknown config key '{key}'", f"use one of: {known}")
     hints = typing.get_type_hints(cls)
     values = {key: _coerce(hints[key], value, f"{where}: key '{key}'") for key, value in data.items()}
+    for key, value in values.items():
+        lo = fields[key].metadata.get("min")
+        if lo is not None and isinstance(value, int | float) and value < lo:
+            raise NanodexError(f"{where}: key '{key}' must be at least {lo}, got {value!r}", "fix the value")
     return cls(**values)
+
+
+def at_least(lo: float, default: Any) -> Any:
+    """A dataclass field whose value, from YAML or a flag, must be >= `lo` (checked by `from_dict`).
+
+    Counts and budgets below their floor do not fail, they silently do nothing (`--k -2`
+    printed results, `--count explain=-3` wrote a dataset without explain rows), so the
+    floor is part of the field's declaration.
+    """
+    return dataclasses.field(default=default, metadata={"min": lo})
 
 
 def to_dict(obj: Any) -> dict[str, Any]:

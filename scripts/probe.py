@@ -415,6 +415,41 @@ def dataset_cases(p: Probe, graph: Path) -> None:
     )
 
 
+def config_cases(p: Probe, graph: Path) -> None:
+    """Bad configuration, from a flag or a YAML file: one line naming the key, every stage alike."""
+    w = p.work
+    search = ["--graph", str(graph), "--question", "where is the cart?"]
+    p.expect_error(
+        "flag with a value of the wrong type", "brain.search", [*search, "--k", "many"], ("search.k",)
+    )
+    p.expect_error(
+        "flag with a count that is not a number", "dataset", ["--graph", str(graph), "--count", "explain=x"]
+    )
+    p.expect_error("flag below its floor (k -2)", "brain.search", [*search, "--k", "-2"], ("at least 1",))
+    p.expect_error(
+        "flag below its floor (count -3)",
+        "dataset",
+        ["--graph", str(graph), "--count", "explain=-3"],
+        ("at least 0",),
+    )
+    files = {
+        "config key that does not exist": ("nope: 1\n", "unknown config key 'nope'"),
+        "config value of the wrong type": ("seed: seven\n", "must be int"),
+        "config file not YAML": ("seed: [1\n", "invalid YAML"),
+        "config file a list": ("- 1\n- 2\n", "top level must be a mapping"),
+    }
+    for case, (text, needle) in files.items():
+        bad = w / f"config-{secrets.token_hex(3)}.yaml"
+        bad.write_text(text, encoding="utf-8")
+        out = w / f"ds-{bad.stem}"
+        p.expect_error(
+            case, "dataset", ["--config", str(bad), "--graph", str(graph), "--out", str(out)], (needle,)
+        )
+    p.expect_error(
+        "config file missing", "trainer", ["--config", str(w / "none.yaml")], ("config file not found",)
+    )
+
+
 def trainer_cases(p: Probe) -> None:
     w = p.work
     good = {
@@ -642,6 +677,7 @@ def main() -> int:
     try:
         graph = extraction_cases(probe)
         dataset_cases(probe, graph)
+        config_cases(probe, graph)
         trainer_cases(probe)
         query_cases(probe)
         sandbox_case(probe)

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from nanodex.cli import STAGES
-from nanodex.config import apply_overrides, load_config
+from nanodex.config import apply_overrides, at_least, load_config
 from nanodex.errors import NanodexError
 from nanodex.flags import (
     DEST_PREFIX,
@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @dataclass
 class Summary:
     style: str = "extractive"
-    max_tokens: int = 120
+    max_tokens: int = at_least(1, 120)
 
 
 @dataclass
@@ -112,6 +112,20 @@ def test_a_bad_override_is_checked_like_a_yaml_key() -> None:
         load_config(Sample, None, {"summary.stlye": "llm"})
     with pytest.raises(NanodexError, match="'graph' is not a section"):
         apply_overrides(Sample(), {"graph.path": "x"})
+
+
+def test_a_value_below_its_floor_is_refused_from_a_flag_and_from_yaml(tmp_path: Path) -> None:
+    """`at_least` fields: a count or budget under its floor would silently do nothing."""
+    with pytest.raises(NanodexError, match="key 'max_tokens' must be at least 1, got -3") as err:
+        load_from_args(_parser().parse_args(["--max-tokens", "-3"]))
+    assert err.value.fix
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("summary:\n  max_tokens: 0\n", encoding="utf-8")
+    with pytest.raises(
+        NanodexError, match=f"{re.escape(str(cfg))}: key 'summary': key 'max_tokens' must be at least 1"
+    ):
+        load_config(Sample, cfg)
+    assert load_config(Sample, None, {"summary.max_tokens": 1}).summary.max_tokens == 1
 
 
 def test_a_flag_for_a_missing_key_fails_when_the_parser_is_built() -> None:

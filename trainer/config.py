@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from nanodex.config import at_least
 from nanodex.errors import NanodexError
 from nanodex.models import DEFAULT_BASE
 from nanodex.paths import DEFAULT_EVAL_JSONL, DEFAULT_GRAPH, DEFAULT_TRAIN_JSONL
@@ -51,14 +52,14 @@ class TrainConfig:
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     optim: str = "adamw_torch"  # GPU QLoRA: paged_adamw_8bit
-    batch_size: int = 4
-    grad_accum: int = 1
-    max_steps: int = 0  # > 0 wins over epochs
+    batch_size: int = at_least(1, 4)
+    grad_accum: int = at_least(1, 1)
+    max_steps: int = at_least(0, 0)  # > 0 wins over epochs
     epochs: float = 1.0
     gradient_checkpointing: bool = False
 
     # data
-    max_seq_len: int = 512
+    max_seq_len: int = at_least(16, 512)
     packing: bool = False  # concatenate rows into max_seq_len blocks (no padding)
     answer_logits_only: bool = True  # logits (and loss) only where an answer token is predicted: memory, time
     group_by_length: bool = True  # batch rows of similar length (less padding); ignored with packing
