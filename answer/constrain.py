@@ -4,7 +4,9 @@ and a regex for vLLM's structured outputs.
 Once the model opens a `[`, every next token must keep the text a prefix of a citation that
 names a shown block, `[path:start-end]`, or a sub-range of one (`[path:a-b]`, `[path:a]`, with
 start <= a <= b <= end); `]` is allowed only when the citation is complete. Outside a citation a
-token that opens one with a wrong path is banned. So a local answer cannot invent a location;
+token that opens one with a wrong path is banned. Inside backticks (inline code or a fence) a `[`
+is code, `Callable[[int], str]` or `items[0]`, and stays free: binding it turned quoted
+signatures into labels (`Callable[tests/test_threading.py:147-150]`). So a local answer cannot invent a location;
 the post-decoding check (answer.citations.Checker) stays, because a model can still cite the
 wrong shown block. A served model gets the same rule as a regex over the whole answer
 (`citation_regex`, sent as vLLM's `structured_outputs`); the regex cannot say start <= end, which
@@ -99,10 +101,16 @@ def _pieces(tok: Any) -> tuple[list[str], list[int], list[int]]:
     return pieces, brackets, citeish
 
 
+def in_code(text: str) -> bool:
+    """Whether the end of `text` lies inside backticks (an odd number of them so far)."""
+    return text.count("`") % 2 == 1
+
+
 def open_citation(text: str) -> str | None:
-    """The text after the last `[` of `text` when that citation is still open, else None."""
+    """The text after the last `[` of `text` when that citation is still open, else None (also
+    when that `[` is inside backticks: code, not a citation)."""
     at = text.rfind("[")
-    if at < 0 or "]" in text[at:]:
+    if at < 0 or "]" in text[at:] or in_code(text[:at]):
         return None
     return text[at + 1 :]
 
@@ -124,6 +132,8 @@ class CitationConstraint(_Processor):
             text = self.tok.decode(new[row].tolist(), skip_special_tokens=True)
             inner = open_citation(text)
             if inner is None:
+                if in_code(text):
+                    continue
                 banned = [i for i in self.brackets if not spans.allows(None, self.pieces[i])]
                 if banned:
                     scores[row, banned] = float("-inf")
@@ -140,15 +150,16 @@ class CitationConstraint(_Processor):
 
 
 def citation_regex(blocks: Sequence[Block]) -> str:
-    """A regex every answer matches whose `[`s only open citations of `blocks` (or sub-ranges)."""
+    """A regex every answer matches whose `[`s outside backticks only open citations of `blocks`
+    (or sub-ranges); inside backticks anything but a backtick goes."""
     alts = []
     for path, ranges in Spans(blocks).by_path.items():
         for lo, hi in ranges:
             num = number_regex(lo, hi)
             alts.append(f"{re.escape(path)}:{num}(?:-{num})?")
     if not alts:
-        return r"[^\[]*"
-    return r"(?:[^\[]|\[(?:" + "|".join(alts) + r")\])*"
+        return r"(?:[^\[`]|`[^`]*`)*(?:`[^`]*)?"
+    return r"(?:[^\[`]|`[^`]*`|\[(?:" + "|".join(alts) + r")\])*(?:`[^`]*)?"
 
 
 def number_regex(lo: int, hi: int) -> str:

@@ -226,6 +226,18 @@ def test_number_and_citation_regex_match_exactly_the_shown_spans() -> None:
     assert rx.fullmatch("`f` [a/b.py:10-13] does it.\n\nSee [c.py:99] and [c.py:100-120].")
     for bad in ("[a/b.py:9-13]", "[x.py:1]", "[a/b.py:10", "[c.py:121]"):
         assert not rx.fullmatch(f"see {bad}"), bad
+    # inside backticks a `[` is code: free, in inline code, in a fence and in a cut-off span
+    assert rx.fullmatch("`key: Callable[[int], str]` [a/b.py:10]\n```py\nx = items[0]\n```\nthen `d[k")
+    assert not rx.fullmatch("`d[k]` and d[k]")  # outside backticks it must be a label
+
+
+def test_open_citation_ignores_brackets_inside_code() -> None:
+    from answer.constrain import open_citation
+
+    assert open_citation("see [a/b.py:1") == "a/b.py:1"
+    assert open_citation("see [a/b.py:10-13] done") is None
+    assert open_citation("it takes `key: Callable[") is None  # code, not a citation
+    assert open_citation("`Callable[int]` is cited [c.py:9") == "c.py:9"
 
 
 @pytest.mark.slow
