@@ -55,6 +55,7 @@ class Encoder:
         self.dim = int(self.model.get_embedding_dimension())
         self._torch = torch
         self._graphs: dict[tuple[str, ...], Any] = {}  # traced question graphs, by input names
+        self._questions = 0  # questions encoded so far (tracing waits for embed.query_jit_after)
 
     def encode(self, texts: list[str], *, show_progress: bool = False) -> np.ndarray:
         if not texts:
@@ -89,7 +90,8 @@ class Encoder:
                 features = prepare([text])
             finally:
                 model.max_seq_length = self.cfg.max_seq_length
-            if self.cfg.query_jit:
+            self._questions += 1
+            if self.cfg.query_jit and self._questions > self.cfg.query_jit_after:
                 keys = tuple(sorted(k for k, v in features.items() if isinstance(v, self._torch.Tensor)))
                 vec = self._traced(keys, features)(*(features[k] for k in keys))[0]
             else:
@@ -103,9 +105,9 @@ class Encoder:
         A search question costs ~15 ms of CPU in eager mode, most of it in Python module dispatch
         and separate linear/GELU/layer-norm kernels; the frozen graph runs the same operations
         without the interpreter and with fused kernels, and gives the same vectors (checked
-        against the eager path over question lengths by tests/test_encoder_jit.py). Traced at
-        the first question: the graph has no shape-dependent branches for one unpadded
-        sequence, so it serves every question length.
+        against the eager path over question lengths by tests/test_encoder_jit.py). Traced once,
+        after `embed.query_jit_after` questions: the graph has no shape-dependent branches for
+        one unpadded sequence, so it serves every question length.
         """
         traced = self._graphs.get(keys)
         if traced is not None:

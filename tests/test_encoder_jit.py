@@ -35,12 +35,12 @@ QUESTIONS = [
 def test_traced_vectors_match_eager() -> None:
     cfg = BrainConfig().embed
     eager = Encoder(replace(cfg, query_jit=False))
-    traced = Encoder(replace(cfg, query_jit=True))
-    for q in QUESTIONS:
+    traced = Encoder(replace(cfg, query_jit=True, query_jit_after=2))
+    for i, q in enumerate(QUESTIONS):
         a, b = eager.encode_query(q), traced.encode_query(q)
         assert a.shape == b.shape == (eager.dim,)
         assert np.abs(a - b).max() < 1e-5, q
-    assert len(traced._graphs) == 1  # traced once, reused for every length
+        assert len(traced._graphs) == (i >= 2)  # eager for the first two, then traced once
     assert not eager._graphs
 
 
@@ -55,7 +55,7 @@ def test_traced_encoder_keeps_hybrid_rankings(tmp_path: Path) -> None:
     embed(base)
     results = []
     for jit in (False, True):
-        cfg = replace(base, embed=replace(base.embed, query_jit=jit))
+        cfg = replace(base, embed=replace(base.embed, query_jit=jit, query_jit_after=0))
         with Searcher(cfg) as searcher:
             assert searcher.has_dense
             results.append([[(h.id, round(h.score, 5)) for h in searcher.search(q, 8)] for q in QUESTIONS])
