@@ -69,6 +69,11 @@ class EmbedConfig:
     max_seq_length: int = 64  # word pieces per text; node texts are short, longer costs time
     query_max_seq_length: int = 256  # word pieces of a search question (real questions run long)
     threads: int = 1  # torch threads per process (OpenMP barriers stall on busy machines; measured)
+    # questions run through a traced, frozen copy of the model (same vectors, ~1/3 less CPU per
+    # question); tracing costs ~0.5 s, so the first `query_jit_after` questions of a process run
+    # eagerly and a one-question CLI call never pays for it
+    query_jit: bool = True
+    query_jit_after: int = 32
     workers: int = 0  # embedding processes, each with its own copy of the model; 0 = one per core
     texts_per_worker: int = 2000  # fewer texts than this per process: embed in this process
 
