@@ -149,9 +149,16 @@ class CitationConstraint(_Processor):
         return scores
 
 
-def citation_regex(blocks: Sequence[Block]) -> str:
+def citation_regex(blocks: Sequence[Block], open_with_citation: bool = False) -> str:
     """A regex every answer matches whose `[`s outside backticks only open citations of `blocks`
-    (or sub-ranges); inside backticks anything but a backtick goes."""
+    (or sub-ranges); inside backticks anything but a backtick goes.
+
+    `open_with_citation`: the answer's first line must also cite a shown block, as every
+    training row's does (1,779 of 1,779 rows of a cachetools dataset, the first label at a median
+    of 41 characters): the answering symbol and its label, or "the closest block shown is ...".
+    The model still picks what to cite; left free, the tuned 135M model wrote "`TTLCache` is
+    defined as ..." and dropped the label in most answers.
+    """
     alts = []
     for path, ranges in Spans(blocks).by_path.items():
         for lo, hi in ranges:
@@ -159,7 +166,11 @@ def citation_regex(blocks: Sequence[Block]) -> str:
             alts.append(f"{re.escape(path)}:{num}(?:-{num})?")
     if not alts:
         return r"(?:[^\[`]|`[^`]*`)*(?:`[^`]*)?"
-    return r"(?:[^\[`]|`[^`]*`|\[(?:" + "|".join(alts) + r")\])*(?:`[^`]*)?"
+    cite = r"\[(?:" + "|".join(alts) + r")\]"
+    body = r"(?:[^\[`]|`[^`]*`|" + cite + r")*(?:`[^`]*)?"
+    if not open_with_citation:
+        return body
+    return r"(?:[^\[`\n]|`[^`\n]*`)*" + cite + body
 
 
 def number_regex(lo: int, hi: int) -> str:

@@ -65,6 +65,7 @@ class QueryConfig:
     system_prompt: str | None = None  # None: the chat template's default, as in training
     enforce_citations: bool = True  # a claim paragraph left without a valid citation is marked [unverified]
     constrain_citations: bool = True  # vLLM structured outputs: a citation can only name a shown block
+    open_with_citation: bool = True  # ... and the answer's first line cites one, as every training row's does
 
 
 @dataclass

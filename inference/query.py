@@ -172,7 +172,7 @@ def request_extras(cfg: QueryConfig, blocks: Sequence[Block]) -> dict[str, Any]:
     if cfg.frequency_penalty:
         extra["frequency_penalty"] = cfg.frequency_penalty
     if blocks and cfg.constrain_citations:
-        extra["structured_outputs"] = {"regex": citation_regex(blocks)}
+        extra["structured_outputs"] = {"regex": citation_regex(blocks, cfg.open_with_citation)}
     return extra
 
 

@@ -229,6 +229,11 @@ def test_number_and_citation_regex_match_exactly_the_shown_spans() -> None:
     # inside backticks a `[` is code: free, in inline code, in a fence and in a cut-off span
     assert rx.fullmatch("`key: Callable[[int], str]` [a/b.py:10]\n```py\nx = items[0]\n```\nthen `d[k")
     assert not rx.fullmatch("`d[k]` and d[k]")  # outside backticks it must be a label
+    first = re.compile(citation_regex(SHOWN, open_with_citation=True), re.S)
+    assert first.fullmatch("`f` [a/b.py:10-13] does it.\n\nMore.")
+    assert first.fullmatch("No such thing; the closest block shown is `g` [c.py:99-100].")
+    assert not first.fullmatch("`f` does it.\n\nSee [a/b.py:10].")  # the first line cites nothing
+    assert not first.fullmatch("`f` [x.py:1] does it.")
 
 
 def test_open_citation_ignores_brackets_inside_code() -> None:
