@@ -83,40 +83,131 @@ def pack_blocks(
     the lines it shows; lines already shown for an earlier hit are not shown again. A window
     costs a fraction of the whole symbol, so 5-8 symbols fit a budget that held 1-3.
     """
+    if question is not None:
+        return _pack_windows(
+            hits, source, budget_tokens, count_tokens, question_words(question), window_lines
+        )
     blocks: list[Block] = []
     used = 0
     taken: dict[str, list[tuple[int, int]]] = {}
-    terms = question_words(question) if question is not None else None
     for hit in hits:
         start, end = int(hit.start_line), int(hit.end_line)
         if start < 1 or end < start:
             continue
         shown = taken.get(hit.path, [])
-        if terms is None and any(start <= e and s <= end for s, e in shown):
+        if any(start <= e and s <= end for s, e in shown):
             continue
-        read_end = min(end, start + (max_block_lines if terms is None else MAX_WINDOW_SOURCE) - 1)
+        read_end = min(end, start + max_block_lines - 1)
         try:
             lines = source(hit.path, start, read_end).splitlines()
         except OSError:  # file moved since indexing: nothing to show
             continue
-        lines = lines[: read_end - start + 1]
-        if terms is None:
-            runs = [(start, lines)]
-        else:
-            keep = symbol_window(lines, terms, window_lines)
-            keep = [i for i in keep if not any(s <= start + i <= e for s, e in shown)]
-            runs = [(start + r[0], [lines[i] for i in r]) for r in _runs(keep)]
-            runs = [(a, r) for a, r in runs if any(ln.strip() for ln in r)]
-        for run_start, run in runs:
+        run = lines[: read_end - start + 1]
+        while run and not run[-1].strip():  # trailing blank lines carry nothing
+            run.pop()
+        block = _fit(hit.path, start, run, budget_tokens - used, count_tokens)
+        if block is None:
+            break
+        blocks.append(block)
+        used += count_tokens(block.render() + "\n\n")
+        taken.setdefault(hit.path, []).append((block.start, block.end))
+    return blocks
+
+
+@dataclass
+class _Window:
+    """One hit's symbol window while packing: its lines, what must show, what may, what does."""
+
+    path: str
+    start: int
+    lines: list[str]
+    head: list[int]
+    extras: list[int]
+    keep: set[int]
+    cost: int = 0
+
+    def blocks(self) -> list[Block]:
+        out = []
+        for r in _runs(_fill_gaps(set(self.keep))):
+            run = [self.lines[i] for i in r]
             while run and not run[-1].strip():  # trailing blank lines carry nothing
                 run.pop()
-            block = _fit(hit.path, run_start, run, budget_tokens - used, count_tokens)
-            if block is None:
+            if any(ln.strip() for ln in run):
+                out.append(
+                    Block(self.path, self.start + r[0], self.start + r[0] + len(run) - 1, "\n".join(run))
+                )
+        return out
+
+
+def _pack_windows(
+    hits: Sequence[SpanLike],
+    source: Callable[[str, int, int], str],
+    budget_tokens: int,
+    count_tokens: Callable[[str], int],
+    terms: frozenset[str],
+    window_lines: int,
+) -> list[Block]:
+    """Symbol windows of `hits` in two passes: every hit's head first, then the question's lines.
+
+    Pass one gives each hit, in order, its head (signature and docstring line) while the budget
+    holds, so a hit ranked eighth still shows where it is defined; pass two spends what is left
+    on each hit's lines that use the question's words, best hit first, up to `window_lines` per
+    hit. Lines shown for an earlier hit are not shown again.
+    """
+    taken: dict[str, set[int]] = {}
+    windows: list[_Window] = []
+    used = 0
+
+    def cost(w: _Window) -> int:
+        return sum(count_tokens(b.render() + "\n\n") for b in w.blocks())
+
+    for hit in hits:
+        start, end = int(hit.start_line), int(hit.end_line)
+        if start < 1 or end < start:
+            continue
+        read_end = min(end, start + MAX_WINDOW_SOURCE - 1)
+        try:
+            lines = source(hit.path, start, read_end).splitlines()[: read_end - start + 1]
+        except OSError:  # file moved since indexing: nothing to show
+            continue
+        shown = taken.setdefault(hit.path, set())
+        head, extras = window_parts(lines, terms, window_lines)
+        free = [i for i in head if start + i not in shown]
+        if not free:
+            continue
+        w = _Window(hit.path, start, lines, free, [i for i in extras if start + i not in shown], set(free))
+        w.cost = cost(w)
+        if used + w.cost > budget_tokens:
+            cut = _fit(
+                hit.path, start + free[0], [lines[i] for i in free], budget_tokens - used, count_tokens
+            )
+            if cut is None or cut.end - start + 1 < 1:
                 break
-            blocks.append(block)
-            used += count_tokens(block.render() + "\n\n")
-            taken.setdefault(hit.path, []).append((block.start, block.end))
-    return blocks
+            w.keep = {i for i in free if start + i <= cut.end}
+            w.cost = cost(w)
+            if not w.keep or used + w.cost > budget_tokens:
+                break
+            windows.append(w)
+            used += w.cost
+            break
+        windows.append(w)
+        used += w.cost
+        shown.update(start + i for i in w.keep)
+    for w in windows:
+        for i in w.extras:
+            if len(w.keep) >= window_lines:
+                break
+            if w.start + i in taken[w.path]:
+                continue
+            w.keep.add(i)
+            new = cost(w)
+            if used - w.cost + new > budget_tokens:
+                w.keep.discard(i)
+                continue
+            used += new - w.cost
+            w.cost = new
+            taken[w.path].add(w.start + i)
+    return [b for w in windows for b in w.blocks()]
 
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*")
@@ -142,44 +233,61 @@ def _line_words(line: str) -> set[str]:
     return {_stem(p.lower()) for w in _WORD.findall(line.replace("_", " ")) for p in _CAMEL.findall(w)}
 
 
-def symbol_window(lines: list[str], terms: frozenset[str], window_lines: int) -> list[int]:
-    """Indices of the lines of one symbol worth showing for a question, in order.
+def window_parts(lines: list[str], terms: frozenset[str], window_lines: int) -> tuple[list[int], list[int]]:
+    """(head, extras): the line indices a symbol window must show, and those worth adding, best first.
 
-    The whole symbol when it has at most `window_lines` lines; else its header (decorators and
-    the signature up to the line ending in `:`), the docstring's first line, and the lines
-    using most of the question's words (ties: earlier first), up to `window_lines` in all; a
-    one-line gap between kept lines is filled, so the runs read as code.
+    A symbol of at most `window_lines` lines is all head. Else the head is its decorators and
+    signature (up to the line ending in `:`) and the docstring's first line; the extras are the
+    lines after the head that use the question's words, most words first (ties: earlier first).
     """
     n = len(lines)
     if n <= window_lines:
-        return list(range(n))
-    keep: set[int] = set()
+        return list(range(n)), []
+    head: set[int] = set()
     i = 0
     while i < n and i < 8:  # decorators + a signature spread over a few lines
-        keep.add(i)
+        head.add(i)
         if lines[i].rstrip().endswith(":") and not lines[i].lstrip().startswith("@"):
             break
         i += 1
     j = i + 1
     m = _DOC_START.match(lines[j].strip()) if j < n else None
     if m:
-        keep.add(j)
+        head.add(j)
         if lines[j].strip() == m.group(0) and j + 1 < n:
-            keep.add(j + 1)  # the quotes alone on their line: the first sentence is on the next
+            head.add(j + 1)  # the quotes alone on their line: the first sentence is on the next
     scored = []
-    for k in range(max(keep) + 1, n):
+    for k in range(max(head) + 1, n):
         found = len(_line_words(lines[k]) & terms)
         if found:
             scored.append((-found, k))
-    for _, k in sorted(scored):
-        if len(keep) >= window_lines:
-            break
-        keep.add(k)
+    return sorted(head), [k for _, k in sorted(scored)]
+
+
+def _fill_gaps(keep: set[int]) -> list[int]:
+    """`keep` with one-line gaps filled, so the runs read as code."""
     ordered = sorted(keep)
     for a, b in zip(ordered, ordered[1:], strict=False):
         if b - a == 2:
             keep.add(a + 1)
     return sorted(keep)
+
+
+def symbol_window(lines: list[str], terms: frozenset[str], window_lines: int) -> list[int]:
+    """Indices of the lines of one symbol worth showing for a question, in order.
+
+    The whole symbol when it has at most `window_lines` lines; else its head (decorators, the
+    signature up to the line ending in `:`, the docstring's first line) and the lines using
+    most of the question's words, up to `window_lines` in all (see `window_parts`); a one-line
+    gap between kept lines is filled, so the runs read as code.
+    """
+    head, extras = window_parts(lines, terms, window_lines)
+    keep = set(head)
+    for k in extras:
+        if len(keep) >= window_lines:
+            break
+        keep.add(k)
+    return _fill_gaps(keep)
 
 
 def _runs(indices: list[int]) -> list[list[int]]:
