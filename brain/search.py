@@ -531,11 +531,12 @@ def reserve_slots(
     while its answer is usually in the code it dispatches to, which shares few of the question's
     words and loses to every other named thing. So the rows with the strongest dispatch scores
     (brain.expand, focused on the question) that did not make the top `k` on their own take the
-    places `s.dispatch_first`, `s.dispatch_first + 2`, ... (a reserved place stays with the
-    ranked list when nothing was reached).
+    places `s.dispatch_first`, `s.dispatch_first + 2`, ... below `k` (a reserved place stays with
+    the ranked list when nothing was reached).
     """
     top = order[:k]
-    if s.dispatch_slots <= 0 or not dispatch:
+    places = list(range(s.dispatch_first, k, 2))[: max(s.dispatch_slots, 0)]
+    if not places or not dispatch:
         return top
     shown = {row for _, row in top}
     reached = sorted(
@@ -545,14 +546,14 @@ def reserve_slots(
             if (v := dispatch.get(row, 0.0)) > 0 and v >= s.dispatch_min and row not in shown
         ),
         key=lambda vr: (-vr[0], vr[1]),
-    )[: s.dispatch_slots]
+    )[: len(places)]
     if not reached:
         return top
     score_of = {row: sc for sc, row in order}
     out = list(top[: k - len(reached)])
-    for i, (_, row) in enumerate(reached):
-        out.insert(min(s.dispatch_first + 2 * i, len(out)), (score_of[row], row))
-    return out[:k]
+    for place, (_, row) in zip(places, reached, strict=False):
+        out.insert(place, (score_of[row], row))
+    return out
 
 
 def _normalized(hits: list[tuple[int, float]], n: int) -> dict[int, float]:
