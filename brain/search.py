@@ -331,8 +331,11 @@ class Searcher:
         """The rerank pool of a question and its feature matrix (columns: brain.rerank.FEATURES).
 
         The pool is the best `rerank_pool` hits by the default fused score, every exact-name and
-        raise-site hit, and the library code that tests or examples in the pool exercise (a
-        test that matches the question lends its evidence to the function it calls).
+        raise-site hit, the library code that tests or examples in the pool exercise (a
+        test that matches the question lends its evidence to the function it calls), and the
+        query expansions of brain.expand: the code that the library symbols the question names
+        dispatch to (their members, callees and the methods of classes they instantiate,
+        focused on the question), and the code whose docs use a domain term of the question.
         """
         s = self.scfg
         intent = read_intent(question)
