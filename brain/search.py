@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -158,6 +158,19 @@ class Searcher:
         edges = conn.execute("SELECT src, dst, kind FROM adj").fetchall()  # type: ignore[attr-defined]
         self.dispatch = Dispatch(np.array(edges, dtype=np.int64).reshape(-1, 3), self.kind)
         self.doc_terms = DocTerms.load(self.cfg.out_dir)
+
+    def _longest(self, rows: Iterable[int]) -> list[int]:
+        """One row per (path, qualname), the longest span: @overload stubs and redefinitions are one
+        symbol whose implementation is its longest definition (a stub's calls are its defaults)."""
+        best: dict[tuple[str, str], int] = {}
+        for row in rows:
+            card = self.cards[row]
+            assert card is not None
+            key = (card[4], card[3])
+            old = best.get(key)
+            if old is None or _span(card) > _span(self.cards[old]):
+                best[key] = row
+        return list(best.values())
 
     def _focus(self, question: str, reached: dict[int, float], qv: np.ndarray | None) -> dict[int, float]:
         """Dispatch scores weighed by how well each reached row matches the question among them.
@@ -361,7 +374,9 @@ class Searcher:
         # the library code that the named API dispatches to, and the users of the question's doc terms
         # (a name written only as an argument of the call the user pasted configures it: a weak seed)
         args = set(self.exact(" ".join(sorted(intent.arguments)))) if intent.arguments else set()
-        seeds = {row: ARGUMENT_SEED if row in args else 1.0 for row in exact if self.role[row] == 0}
+        seeds = {
+            row: ARGUMENT_SEED if row in args else 1.0 for row in self._longest(exact) if self.role[row] == 0
+        }
         implements = self.dispatch.expand(seeds, limit=s.expand_pool)
         if implements:
             implements = self._focus(question, implements, qv)
@@ -557,6 +572,10 @@ def reserve_slots(
     for place, (_, row) in zip(places, reached, strict=False):
         out.insert(place, (score_of[row], row))
     return out
+
+
+def _span(card: tuple | None) -> int:
+    return int(card[6]) - int(card[5]) if card is not None else -1
 
 
 def _normalized(hits: list[tuple[int, float]], n: int) -> dict[int, float]:

@@ -55,6 +55,25 @@ def after_tries(n):
     """Give up after n tries."""
     return n
 ''',
+    "lib/api.py": '''
+from typing import overload
+
+from lib.engine import Engine
+from lib.tries import tries_left
+
+
+@overload
+def start(limit: int, left=tries_left(3, 0)) -> int: ...
+
+
+@overload
+def start(limit: str) -> str: ...
+
+
+def start(limit, left=None):
+    """Start an engine for the limit."""
+    return Engine()
+''',
     "lib/tries.py": '''
 def give_up_early(limit):
     """Give up early when the limit of tries is near."""
@@ -132,14 +151,26 @@ def test_dispatch_from_plain_edges() -> None:
 
 def test_named_api_brings_its_implementation_into_the_top_k(cfg: BrainConfig) -> None:
     question = "With @decorate(after=after_tries(3)) on my function it tries forever and never gives up. Why?"
-    target = "lib/engine.py::Engine.loop"
+    reached = {f"lib/engine.py::{n}" for n in ("FastEngine", "Engine", "Engine.loop", "Engine.clone")}
     with Searcher(cfg, dense=False, use_model=False) as s:
         with_slots = [h.id for h in s.search(question, 4)]
         s.scfg = replace(s.scfg, dispatch_slots=0)
         without = [h.id for h in s.search(question, 4)]
-    assert target in with_slots
-    assert target not in without  # the words alone lead to the give-up helpers
+    assert reached & set(with_slots)
+    assert not reached & set(without)  # the words alone lead to the give-up helpers
     assert "lib/engine.py::decorate" in with_slots  # the named API keeps its place
+
+
+def test_overload_stubs_seed_through_their_implementation(cfg: BrainConfig) -> None:
+    from brain.rerank import FEATURES
+
+    col = FEATURES.index("dispatch")
+    with Searcher(cfg, dense=False, use_model=False) as s:
+        rows, x = s.features("what happens when I call `start(5)`?")
+        value = {r: float(x[i, col]) for i, r in enumerate(rows)}
+        assert value.get(_row(s, "lib/engine.py::Engine.loop"), 0.0) > 0  # what start() instantiates
+        # a stub's default value (`tries_left(3, 0)`) configures the call; it is not where it leads
+        assert value.get(_row(s, "lib/tries.py::tries_left"), 0.0) == 0.0
 
 
 def test_argument_identifiers_are_the_names_inside_a_pasted_call() -> None:
