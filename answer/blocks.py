@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 MIN_BLOCK_LINES = 3  # a cut block shorter than this says too little to be worth its label
-WINDOW_LINES = 14  # with a question: a longer symbol is shown as a window of about this many lines
+WINDOW_LINES = 14  # with a question: a longer symbol is shown as a window of at most this many lines
 CONTEXT_LINES = 1  # a line matching the question is shown with this many lines either side
 MERGE_GAP = 3  # kept runs this close are joined: the lines between cost less than a new label
 MAX_WINDOW_SOURCE = 400  # lines of a symbol read to choose its window
@@ -85,40 +85,134 @@ def pack_blocks(
     the lines it shows; lines already shown for an earlier hit are not shown again. A window
     costs a fraction of the whole symbol, so 5-8 symbols fit a budget that held 1-3.
     """
+    if question is not None:
+        return _pack_windows(
+            hits, source, budget_tokens, count_tokens, question_words(question), window_lines
+        )
     blocks: list[Block] = []
     used = 0
     taken: dict[str, list[tuple[int, int]]] = {}
-    terms = question_words(question) if question is not None else None
     for hit in hits:
         start, end = int(hit.start_line), int(hit.end_line)
         if start < 1 or end < start:
             continue
         shown = taken.get(hit.path, [])
-        if terms is None and any(start <= e and s <= end for s, e in shown):
+        if any(start <= e and s <= end for s, e in shown):
             continue
-        read_end = min(end, start + (max_block_lines if terms is None else MAX_WINDOW_SOURCE) - 1)
+        read_end = min(end, start + max_block_lines - 1)
         try:
             lines = source(hit.path, start, read_end).splitlines()
         except OSError:  # file moved since indexing: nothing to show
             continue
-        lines = lines[: read_end - start + 1]
-        if terms is None:
-            runs = [(start, lines)]
-        else:
-            keep = symbol_window(lines, terms, window_lines)
-            keep = [i for i in keep if not any(s <= start + i <= e for s, e in shown)]
-            runs = [(start + r[0], [lines[i] for i in r]) for r in _runs(keep)]
-            runs = [(a, r) for a, r in runs if any(ln.strip() for ln in r)]
-        for run_start, run in runs:
+        run = lines[: read_end - start + 1]
+        while run and not run[-1].strip():  # trailing blank lines carry nothing
+            run.pop()
+        block = _fit(hit.path, start, run, budget_tokens - used, count_tokens)
+        if block is None:
+            break
+        blocks.append(block)
+        used += count_tokens(block.render() + "\n\n")
+        taken.setdefault(hit.path, []).append((block.start, block.end))
+    return blocks
+
+
+@dataclass
+class _Window:
+    """One hit's symbol window while packing: its lines, what must show, what may, what does."""
+
+    path: str
+    start: int
+    lines: list[str]
+    head: list[int]
+    extras: list[list[int]]
+    keep: set[int]
+    limit: int  # window_lines
+    cost: int = 0
+
+    def blocks(self) -> list[Block]:
+        out = []
+        for r in _runs(_fill_gaps(set(self.keep), self.limit)):
+            run = [self.lines[i] for i in r]
             while run and not run[-1].strip():  # trailing blank lines carry nothing
                 run.pop()
-            block = _fit(hit.path, run_start, run, budget_tokens - used, count_tokens)
-            if block is None:
+            if any(ln.strip() for ln in run):
+                out.append(
+                    Block(self.path, self.start + r[0], self.start + r[0] + len(run) - 1, "\n".join(run))
+                )
+        return out
+
+
+def _pack_windows(
+    hits: Sequence[SpanLike],
+    source: Callable[[str, int, int], str],
+    budget_tokens: int,
+    count_tokens: Callable[[str], int],
+    terms: frozenset[str],
+    window_lines: int,
+) -> list[Block]:
+    """Symbol windows of `hits` in two passes: every hit's head first, then the question's lines.
+
+    Pass one gives each hit, in order, its head (signature and docstring line) while the budget
+    holds, so a hit ranked eighth still shows where it is defined; pass two spends what is left
+    on each hit's lines that use the question's words, each with its neighbours (see
+    `window_parts`), best hit first, up to `window_lines` per hit. Lines shown for an earlier hit
+    are not shown again.
+    """
+    taken: dict[str, set[int]] = {}
+    windows: list[_Window] = []
+    used = 0
+
+    def cost(w: _Window) -> int:
+        return sum(count_tokens(b.render() + "\n\n") for b in w.blocks())
+
+    for hit in hits:
+        start, end = int(hit.start_line), int(hit.end_line)
+        if start < 1 or end < start:
+            continue
+        read_end = min(end, start + MAX_WINDOW_SOURCE - 1)
+        try:
+            lines = source(hit.path, start, read_end).splitlines()[: read_end - start + 1]
+        except OSError:  # file moved since indexing: nothing to show
+            continue
+        shown = taken.setdefault(hit.path, set())
+        head, extras = window_parts(lines, terms, window_lines)
+        free = [i for i in head if start + i not in shown]
+        if not free:
+            continue
+        w = _Window(hit.path, start, lines, free, extras, set(free), window_lines)
+        w.cost = cost(w)
+        if used + w.cost > budget_tokens:
+            cut = _fit(
+                hit.path, start + free[0], [lines[i] for i in free], budget_tokens - used, count_tokens
+            )
+            if cut is None or cut.end - start + 1 < 1:
                 break
-            block.tokens = count_tokens(block.render() + "\n\n")
-            blocks.append(block)
-            used += block.tokens
-            taken.setdefault(hit.path, []).append((block.start, block.end))
+            w.keep = {i for i in free if start + i <= cut.end}
+            w.cost = cost(w)
+            if not w.keep or used + w.cost > budget_tokens:
+                break
+            windows.append(w)
+            used += w.cost
+            break
+        windows.append(w)
+        used += w.cost
+        shown.update(start + i for i in w.keep)
+    for w in windows:
+        for group in w.extras:
+            add = {i for i in group if i not in w.keep and w.start + i not in taken[w.path]}
+            if not add or len(w.keep) + len(add) > window_lines:
+                continue  # a matching line without its neighbours is noise: left out
+            w.keep |= add
+            new = cost(w)
+            if used - w.cost + new > budget_tokens:
+                w.keep -= add
+                continue
+            used += new - w.cost
+            w.cost = new
+            taken[w.path].update(w.start + i for i in add)
+    blocks = [b for w in windows for b in w.blocks()]
+    for b in blocks:
+        b.tokens = count_tokens(b.render() + "\n\n")
     return blocks
 
 
@@ -145,51 +239,74 @@ def _line_words(line: str) -> set[str]:
     return {_stem(p.lower()) for w in _WORD.findall(line.replace("_", " ")) for p in _CAMEL.findall(w)}
 
 
-def symbol_window(lines: list[str], terms: frozenset[str], window_lines: int) -> list[int]:
-    """Indices of the lines of one symbol worth showing for a question, in order.
+def window_parts(
+    lines: list[str], terms: frozenset[str], window_lines: int
+) -> tuple[list[int], list[list[int]]]:
+    """(head, extras): the line indices a symbol window must show, and groups worth adding, best first.
 
-    The whole symbol when it has at most `window_lines` lines; else its header (decorators and
-    the signature up to the line ending in `:`), the docstring's first line, and the lines
-    using most of the question's words (ties: earlier first), each with its neighbours
-    (`CONTEXT_LINES` either side), up to `window_lines` in all. A lone matching line read
-    without the lines around it was noise to the model (12-18 one-line labels per question), so
-    a match comes with its context and gaps of up to `MERGE_GAP` lines are filled: the window
-    reads as a few runs of code, each under its own exact label.
+    A symbol of at most `window_lines` lines is all head. Else the head is its decorators and
+    signature (up to the line ending in `:`) and the docstring's first line; each extra group is
+    a line after the head that uses the question's words with `CONTEXT_LINES` neighbours either
+    side, most words first (ties: earlier first). A lone matching line read without the lines
+    around it was noise to the model (12-18 one-line labels per question).
     """
     n = len(lines)
     if n <= window_lines:
-        return list(range(n))
-    keep: set[int] = set()
+        return list(range(n)), []
+    head: set[int] = set()
     i = 0
     while i < n and i < 8:  # decorators + a signature spread over a few lines
-        keep.add(i)
+        head.add(i)
         if lines[i].rstrip().endswith(":") and not lines[i].lstrip().startswith("@"):
             break
         i += 1
     j = i + 1
     m = _DOC_START.match(lines[j].strip()) if j < n else None
     if m:
-        keep.add(j)
+        head.add(j)
         if lines[j].strip() == m.group(0) and j + 1 < n:
-            keep.add(j + 1)  # the quotes alone on their line: the first sentence is on the next
-    body = max(keep) + 1
+            head.add(j + 1)  # the quotes alone on their line: the first sentence is on the next
+    body = max(head) + 1
     scored = []
     for k in range(body, n):
         found = len(_line_words(lines[k]) & terms)
         if found:
             scored.append((-found, k))
-    for _, k in sorted(scored):
-        around = set(range(max(body, k - CONTEXT_LINES), min(n, k + CONTEXT_LINES + 1))) - keep
-        if len(keep) + len(around) <= window_lines:  # else skipped: a line without context is noise
-            keep |= around
+    groups = [
+        list(range(max(body, k - CONTEXT_LINES), min(n, k + CONTEXT_LINES + 1))) for _, k in sorted(scored)
+    ]
+    return sorted(head), groups
+
+
+def _fill_gaps(keep: set[int], limit: int) -> list[int]:
+    """`keep` with gaps of up to `MERGE_GAP` lines filled, smallest first, while it holds at
+    most `limit` lines: a few runs of code read better than many labels."""
     ordered = sorted(keep)
     gaps = sorted(
         (b - a - 1, a) for a, b in zip(ordered, ordered[1:], strict=False) if 1 < b - a <= MERGE_GAP + 1
     )
     for gap, a in gaps:
-        if len(keep) + gap <= window_lines:
+        if len(keep) + gap <= limit:
             keep.update(range(a + 1, a + 1 + gap))
     return sorted(keep)
+
+
+def symbol_window(lines: list[str], terms: frozenset[str], window_lines: int) -> list[int]:
+    """Indices of the lines of one symbol worth showing for a question, in order.
+
+    The whole symbol when it has at most `window_lines` lines; else its head (decorators, the
+    signature up to the line ending in `:`, the docstring's first line) and the lines using
+    most of the question's words with their neighbours, up to `window_lines` in all (see
+    `window_parts`); nearby runs are joined (`_fill_gaps`). `_pack_windows` builds the same
+    window within a token budget shared by all hits.
+    """
+    head, extras = window_parts(lines, terms, window_lines)
+    keep = set(head)
+    for group in extras:
+        add = set(group) - keep
+        if len(keep) + len(add) <= window_lines:
+            keep |= add
+    return _fill_gaps(keep, window_lines)
 
 
 def _runs(indices: list[int]) -> list[list[int]]:

@@ -103,6 +103,14 @@ class SearchConfig:
     test_evidence_weight: float = 0.3  # unfitted default: code exercised by a matching test or example gains
     raise_weight: float = 0.5  # unfitted default: raise sites of quoted error text or a named error
     name_weight: float = 0.3  # unfitted default: share of the hit's name words found in the question
+    dispatch_weight: float = (
+        0.5  # unfitted default: code that a library symbol named in the question dispatches to
+    )
+    doc_term_weight: float = 0.3  # unfitted default: code whose docs use a domain term of the question
+    expand_pool: int = 60  # most dispatch-expanded candidates added to the rerank pool
+    dispatch_slots: int = 3  # places in the top k kept for code a named API dispatches to (0: none)
+    dispatch_first: int = 3  # the first such place (0-based); the next ones every second place
+    dispatch_min: float = 0.0  # least dispatch score that takes a reserved place
 
 
 @dataclass

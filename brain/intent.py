@@ -57,6 +57,7 @@ class Intent:
     identifiers: list[str] = field(default_factory=list)  # code-looking tokens (`a_b`, `A.b`, `f()`)
     errors: list[str] = field(default_factory=list)  # error class names (`UndefinedError`)
     quotes: list[str] = field(default_factory=list)  # quoted text, error messages first
+    arguments: frozenset[str] = frozenset()  # identifiers written only inside another's call parentheses
 
     def role_ok(self, role: str) -> bool:
         return role in self.wants
@@ -84,4 +85,48 @@ def read_intent(question: str) -> Intent:
         if m.group(1) not in errors:
             errors.append(m.group(1))
     idents = [t for t in code_identifiers(question) if t not in errors]
-    return Intent(frozenset(wants), idents, errors, quotes)
+    return Intent(frozenset(wants), idents, errors, quotes, argument_identifiers(question))
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
+
+
+def argument_identifiers(question: str) -> frozenset[str]:
+    """Names the question writes only as arguments of a call: `stop_after_attempt` in `@retry(stop=stop_after_attempt(3))`.
+
+    Users paste the call they make; its outermost name is what they ask about, and the names
+    inside its parentheses configure it. A parenthesis counts as a call's when a name ends right
+    before it (prose parentheses, `(e.g. ...)`, do not). A name met both inside and outside
+    call parentheses is not an argument.
+    """
+    inside: set[str] = set()
+    outside: set[str] = set()
+    depth = 0
+    stack: list[bool] = []  # per open parenthesis: is it a call's
+    i = 0
+    while i < len(question):
+        ch = question[i]
+        m = (
+            _NAME.match(question, i)
+            if (ch.isalpha() or ch == "_") and (i == 0 or not _is_name_char(question[i - 1]))
+            else None
+        )
+        if m:
+            name = m.group(0).rstrip(".")
+            (inside if depth > 0 else outside).add(name)
+            i = m.end()
+            continue
+        if ch == "(":
+            call = i > 0 and _is_name_char(question[i - 1])
+            stack.append(call)
+            depth += call
+        elif ch == ")" and stack:
+            depth -= stack.pop()
+        elif ch == "\n":
+            stack, depth = [], 0
+        i += 1
+    return frozenset(inside - outside)
+
+
+def _is_name_char(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"

@@ -56,6 +56,8 @@ FEATURES = (
     "is_class",
     "is_callable",
     "lexical_rank",  # 1 / (1 + rank in the lexical list): bm25's confidence beyond its score
+    "dispatch",  # reached from a library symbol the question names (its members, callees): brain.expand
+    "doc_term",  # its docs use a domain term the question uses (brain.expand.DocTerms)
 )
 
 
@@ -72,6 +74,8 @@ def default_weights(cfg: object) -> np.ndarray:
         "test_evidence": s.test_evidence_weight,  # type: ignore[attr-defined]
         "raise_site": s.raise_weight,  # type: ignore[attr-defined]
         "name_match": s.name_weight,  # type: ignore[attr-defined]
+        "dispatch": s.dispatch_weight,  # type: ignore[attr-defined]
+        "doc_term": s.doc_term_weight,  # type: ignore[attr-defined]
     }
     return np.array([float(w.get(f, 0.0)) for f in FEATURES], dtype=np.float32)
 

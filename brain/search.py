@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -24,6 +24,7 @@ import numpy as np
 
 from brain.config import BrainConfig, SearchConfig, embeddings_path, rerank_path
 from brain.embed import load_embeddings, model_tag
+from brain.expand import Dispatch, DocTerms
 from brain.index import COLUMNS, EDGE_KINDS, open_index
 from brain.intent import ROLES, Intent, path_role, read_intent
 from brain.rerank import FEATURES, default_weights, load_model
@@ -37,6 +38,9 @@ log = get_logger("brain.search")
 MODES = ("hybrid", "lexical", "dense")
 # Edge kinds as stored by brain.index (calls, defined_in, extends, throws, tests, imports) and how
 # much a neighbour's score counts across them (either direction).
+_DISPATCH = FEATURES.index("dispatch")
+ARGUMENT_SEED = 0.0  # dispatch seed score of a library symbol the question names only as an argument
+FOCUS_FLOOR = 1 / 3  # share of a dispatch score kept by a reached row that matches no question word
 _EDGE_WEIGHT = np.array([0.7, 1.0, 0.5, 0.5, 0.3, 0.2], dtype=np.float32)
 
 
@@ -97,6 +101,7 @@ class Searcher:
             owner = qual[: -len(r[3])].rstrip(".") if r[3] and qual.endswith(r[3]) else ""
             self.owner_words[r[0]] = _words(owner.rsplit(".", 1)[-1] if owner else Path(path).stem)
         self._load_graph(conn, n)
+        self._load_expansions(conn)
         self.built_from = self._check_fresh(conn)
         self.weights = default_weights(self.scfg)
         self.model_meta: dict | None = None
@@ -147,6 +152,62 @@ class Searcher:
         self.adj_ptr = np.zeros(n + 1, dtype=np.int64)
         np.add.at(self.adj_ptr, src + 1, 1)
         self.adj_ptr = np.cumsum(self.adj_ptr)
+
+    def _load_expansions(self, conn: object) -> None:
+        """Query expansion (brain.expand): the graph's dispatch edges and the brain's doc terms."""
+        edges = conn.execute("SELECT src, dst, kind FROM adj").fetchall()  # type: ignore[attr-defined]
+        self.dispatch = Dispatch(np.array(edges, dtype=np.int64).reshape(-1, 3), self.kind)
+        self.doc_terms = DocTerms.load(self.cfg.out_dir)
+
+    def _longest(self, rows: Iterable[int]) -> list[int]:
+        """One row per (path, qualname), the longest span: @overload stubs and redefinitions are one
+        symbol whose implementation is its longest definition (a stub's calls are its defaults)."""
+        best: dict[tuple[str, str], int] = {}
+        for row in rows:
+            card = self.cards[row]
+            assert card is not None
+            key = (card[4], card[3])
+            old = best.get(key)
+            if old is None or _span(card) > _span(self.cards[old]):
+                best[key] = row
+        return list(best.values())
+
+    def _focus(self, question: str, reached: dict[int, float], qv: np.ndarray | None) -> dict[int, float]:
+        """Dispatch scores weighed by how well each reached row matches the question among them.
+
+        Within what a named API dispatches to, the question picks the part it asks about
+        (`statistics`, `copy`): bm25 of the question over the reached rows only, and their
+        cosine to the question, each min-max scaled over the reached rows and averaged; a row
+        that matches neither keeps `FOCUS_FLOOR` of its score.
+        """
+        rows = list(reached)
+        rel = np.zeros(len(rows), dtype=np.float32)
+        parts = 0
+        terms = query_terms(question)
+        if terms:
+            match = " OR ".join('"' + t.replace('"', "") + '"' for t in terms)
+            ids = ",".join(str(int(r)) for r in rows)
+            found = dict(
+                self.conn.execute(
+                    f"SELECT rowid, -bm25(fts, {self._weights}) FROM fts WHERE fts MATCH ? AND rowid IN ({ids})",
+                    (match,),
+                ).fetchall()
+            )
+            top = max(found.values(), default=0.0)
+            if top > 0:
+                rel += np.array([found.get(r, 0.0) / top for r in rows], dtype=np.float32)
+            parts += 1
+        if qv is not None and self.vectors is not None:
+            cos = self.vectors[rows] @ qv
+            lo, hi = float(cos.min()), float(cos.max())
+            rel += (cos - lo) / (hi - lo) if hi > lo else np.ones(len(rows), dtype=np.float32)
+            parts += 1
+        if parts:
+            rel /= parts
+        return {
+            r: reached[r] * (FOCUS_FLOOR + (1 - FOCUS_FLOOR) * float(v))
+            for r, v in zip(rows, rel, strict=True)
+        }
 
     def _check_fresh(self, conn: object) -> object:
         """The graph build the index was made from (warns when the graph has changed since)."""
@@ -283,8 +344,11 @@ class Searcher:
         """The rerank pool of a question and its feature matrix (columns: brain.rerank.FEATURES).
 
         The pool is the best `rerank_pool` hits by the default fused score, every exact-name and
-        raise-site hit, and the library code that tests or examples in the pool exercise (a
-        test that matches the question lends its evidence to the function it calls).
+        raise-site hit, the library code that tests or examples in the pool exercise (a
+        test that matches the question lends its evidence to the function it calls), and the
+        query expansions of brain.expand: the code that the library symbols the question names
+        dispatch to (their members, callees and the methods of classes they instantiate,
+        focused on the question), and the code whose docs use a domain term of the question.
         """
         s = self.scfg
         intent = read_intent(question)
@@ -306,6 +370,17 @@ class Searcher:
             qv = np.ascontiguousarray(vec, dtype=np.float32)
         else:
             den = {}
+            qv = None
+        # the library code that the named API dispatches to, and the users of the question's doc terms
+        # (a name written only as an argument of the call the user pasted configures it: a weak seed)
+        args = set(self.exact(" ".join(sorted(intent.arguments)))) if intent.arguments else set()
+        seeds = {
+            row: ARGUMENT_SEED if row in args else 1.0 for row in self._longest(exact) if self.role[row] == 0
+        }
+        implements = self.dispatch.expand(seeds, limit=s.expand_pool)
+        if implements:
+            implements = self._focus(question, implements, qv)
+        termed = {self.row_of[i]: v for i, v in self.doc_terms.match(question).items() if i in self.row_of}
         fused: dict[int, float] = {}
         for src, w in (
             (lex, s.lexical_weight),
@@ -317,7 +392,7 @@ class Searcher:
                 fused[row] = fused.get(row, 0.0) + w * v
         best = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))[: s.rerank_pool]
         pool: dict[int, float] = dict(best)
-        for row in list(exact) + list(raised):
+        for row in list(exact) + list(raised) + list(implements) + list(termed):
             pool.setdefault(row, fused.get(row, 0.0))
         top = max(pool.values(), default=0.0) or 1.0
         evidence: dict[int, float] = {}
@@ -364,6 +439,8 @@ class Searcher:
                 self.kind[row] == 2,
                 self.kind[row] == 3,
                 lex_rank.get(row, 0.0),
+                implements.get(row, 0.0),
+                termed.get(row, 0.0),
             )
         return rows, x
 
@@ -400,7 +477,8 @@ class Searcher:
                 assert ocard is not None
                 keep = row if size > int(ocard[6]) - int(ocard[5]) else old[1]
                 best[key] = (max(old[0], float(scores[i])), keep)
-            order = sorted(best.values(), key=lambda sr: (-sr[0], sr[1]))[:k]
+            order = sorted(best.values(), key=lambda sr: (-sr[0], sr[1]))
+            order = reserve_slots(order, dict(zip(rows, x[:, _DISPATCH].tolist(), strict=True)), k, self.scfg)
             return [self._hit(row, score) for score, row in order]
         s = self.scfg
         n_cand = max(s.candidates, k)
@@ -460,6 +538,44 @@ class Searcher:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def reserve_slots(
+    order: list[tuple[float, int]], dispatch: dict[int, float], k: int, s: SearchConfig
+) -> list[tuple[float, int]]:
+    """The top `k` of `order`, with `s.dispatch_slots` places kept for what a named API dispatches to.
+
+    A question that names an API (`@retry(...)`, `TTLCache(...)`) ranks that API first by name,
+    while its answer is usually in the code it dispatches to, which shares few of the question's
+    words and loses to every other named thing. So the rows with the strongest dispatch scores
+    (brain.expand, focused on the question) that did not make the top `k` on their own take the
+    places `s.dispatch_first`, `s.dispatch_first + 2`, ... below `k` (a reserved place stays with
+    the ranked list when nothing was reached).
+    """
+    top = order[:k]
+    places = list(range(s.dispatch_first, k, 2))[: max(s.dispatch_slots, 0)]
+    if not places or not dispatch:
+        return top
+    shown = {row for _, row in top}
+    reached = sorted(
+        (
+            (v, row)
+            for _, row in order[k:]
+            if (v := dispatch.get(row, 0.0)) > 0 and v >= s.dispatch_min and row not in shown
+        ),
+        key=lambda vr: (-vr[0], vr[1]),
+    )[: len(places)]
+    if not reached:
+        return top
+    score_of = {row: sc for sc, row in order}
+    out = list(top[: k - len(reached)])
+    for place, (_, row) in zip(places, reached, strict=False):
+        out.insert(place, (score_of[row], row))
+    return out
+
+
+def _span(card: tuple | None) -> int:
+    return int(card[6]) - int(card[5]) if card is not None else -1
 
 
 def _normalized(hits: list[tuple[int, float]], n: int) -> dict[int, float]:
