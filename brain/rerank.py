@@ -107,10 +107,14 @@ def load_model(path: Path) -> RerankModel | None:
             f"reranker model {path} is unreadable ({err})", "run `python -m brain.rerank` again"
         ) from err
     if data.get("format") != MODEL_FORMAT or data.get("features") != list(FEATURES):
-        raise NanodexError(
-            f"reranker model {path} has another format or feature set",
-            "delete it or run `python -m brain.rerank` again",
+        # fitted by an older nanodex: stale, like an index built before an upgrade; searching
+        # with the default weights beats failing every search (and the dataset stage) until a refit
+        log.warning(
+            "reranker model %s was fitted for another feature set: using the default weights "
+            "(refit: python -m brain.rerank)",
+            path,
         )
+        return None
     meta = {k: v for k, v in data.items() if k not in ("format", "features", "weights")}
     return RerankModel(np.array(data["weights"], dtype=np.float32), meta)
 

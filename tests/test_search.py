@@ -178,6 +178,26 @@ def test_reranker_fit_moves_weights_toward_the_gold() -> None:
     assert held_out("a::b") == held_out("a::b")  # deterministic split by fact
 
 
+def test_a_reranker_fitted_for_other_features_is_stale_not_fatal(tmp_path: Path, caplog) -> None:
+    """A model fitted by an older nanodex (another feature list) is skipped with a warning, so
+    search and the dataset stage keep working on the default weights until a refit; a file
+    that is not JSON at all is still an error."""
+    import json
+
+    from brain.rerank import MODEL_FORMAT, load_model
+    from nanodex.errors import NanodexError
+
+    old = tmp_path / "old.rerank.json"
+    old.write_text(json.dumps({"format": MODEL_FORMAT, "features": ["lexical"], "weights": [1.0]}))
+    assert load_model(old) is None
+    assert "another feature set" in caplog.text
+    assert load_model(tmp_path / "none.json") is None
+    bad = tmp_path / "bad.rerank.json"
+    bad.write_text("{not json")
+    with pytest.raises(NanodexError, match="unreadable"):
+        load_model(bad)
+
+
 @pytest.mark.slow
 def test_dense_and_hybrid_with_incremental_embeddings(cfg: BrainConfig) -> None:
     first = embed(cfg)
