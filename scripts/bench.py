@@ -18,6 +18,7 @@ import time
 import traceback
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 # name -> module with `run(quick: bool) -> Section`, run in this order.
 SECTIONS: dict[str, str] = {
@@ -59,6 +60,16 @@ class Section:
     metrics: dict = field(default_factory=dict)
     checks: list[Check] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+
+    def print_outcome(self, json_path: str | None = None) -> None:
+        """The PASS/MISS line of every check and the SKIP line of every skipped row, as a bench
+        script run alone prints them; `json_path` also gets the metrics."""
+        for check in self.checks:
+            print(check.line())
+        for reason in self.skipped:
+            print(f"SKIP  {reason}")
+        if json_path:
+            Path(json_path).write_text(json.dumps(self.metrics, indent=2, sort_keys=True), encoding="utf-8")
 
 
 def fmt(value: object) -> str:

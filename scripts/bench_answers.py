@@ -864,10 +864,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.expert_only,
     )
     print()
-    for c in section.checks:
-        print(c.line())
-    for reason in section.skipped:
-        print(f"SKIP  {reason}")
+    section.print_outcome()
     return 0
 
 

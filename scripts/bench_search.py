@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import json
 import os
 import random
 import re
@@ -536,12 +535,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         libraries=not (args.no_libs or args.real_only),
     )
     print("\n=== targets ===")
-    for check in section.checks:
-        print(check.line())
-    for reason in section.skipped:
-        print(f"SKIP  {reason}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(section.metrics, indent=2, sort_keys=True), encoding="utf-8")
+    section.print_outcome(args.json)
     missed = any(not c.passed for c in section.checks)
     return 1 if args.strict and missed else 0
 

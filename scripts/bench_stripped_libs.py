@@ -18,7 +18,6 @@ of every function and method of the same tree, in the same process.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -33,6 +32,7 @@ from brain.intent import path_role
 from extractor.build import extract
 from extractor.config import ExtractConfig
 from extractor.graph import Graph
+from nanodex.paths import cache_dir
 from scripts.bench import Check, Section, table
 from scripts.bench_search import Query, Setting, evaluate, make_queries, strip_tree
 from scripts.real_questions import fetch_source
@@ -161,16 +161,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         libs = tuple(tuple(x.split("==", 1)) for x in args.libs.split(","))  # type: ignore[misc]
         if any(len(x) != 2 for x in libs):
             ap.error("--libs takes name==version,name==version")
-    work = Path(args.workdir) if args.workdir else Path.home() / ".cache" / "nanodex" / "bench-stripped"
+    work = Path(args.workdir) if args.workdir else cache_dir() / "bench-stripped"
     work.mkdir(parents=True, exist_ok=True)
     section = Section("search")
     report(section, run_libraries(work, libs))
-    for check in section.checks:
-        print(check.line())
-    for reason in section.skipped:
-        print(f"SKIP  {reason}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(section.metrics, indent=2, sort_keys=True), encoding="utf-8")
+    section.print_outcome(args.json)
     return 0
 
 
