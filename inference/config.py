@@ -65,7 +65,7 @@ class QueryConfig:
     system_prompt: str | None = None  # None: the chat template's default, as in training
     enforce_citations: bool = True  # a claim paragraph left without a valid citation is marked [unverified]
     constrain_citations: bool = True  # vLLM structured outputs: a citation can only name a shown block
-    open_with_citation: bool = True  # ... and the answer's first line cites one, as every training row's does
+    open_with_citation: bool = False  # ... and a label within the first 300 characters (measured: see README)
 
 
 @dataclass

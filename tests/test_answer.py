@@ -234,6 +234,8 @@ def test_number_and_citation_regex_match_exactly_the_shown_spans() -> None:
     assert first.fullmatch("No such thing; the closest block shown is `g` [c.py:99-100].")
     assert not first.fullmatch("`f` does it.\n\nSee [a/b.py:10].")  # the first line cites nothing
     assert not first.fullmatch("`f` [x.py:1] does it.")
+    assert not first.fullmatch("x" * 301 + " [a/b.py:10]")  # the first label comes early
+    assert first.fullmatch("x" * 299 + " [a/b.py:10] and then " + "y" * 2000)
 
 
 def test_open_citation_ignores_brackets_inside_code() -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -180,9 +179,6 @@ def test_query_cli_answers_with_checked_citations(server: VllmServer, graph: Pat
     assert out["answer"].strip() and 0 < out["usage"]["completion_tokens"] <= 40
     assert out["usage"]["prompt_tokens"] > 100, "the packed code context was sent"
     assert out["context"] and out["context"][0] == "[shop/cart.py:10-13]"
-    first, newline, _ = out["raw_answer"].partition("\n")
-    # open_with_citation: the first line cites a shown block (unless the cap cut it short first)
-    assert not newline or re.search(r"\[[^\[\]`]+:\d+(-\d+)?\]", first), out["raw_answer"]
     with Graph(graph) as g:
         for label in out["context"]:
             path, lines = label.strip("[]").rsplit(":", 1)
