@@ -78,12 +78,13 @@ def pack_blocks(
 ) -> list[Block]:
     """The blocks to show, in hit order, whose rendered text fits `budget_tokens` in total.
 
-    Without `question`, each hit is one block of its first `max_block_lines` lines (the form the
-    dataset stage cites whole). With `question`, each hit longer than `window_lines` becomes a
-    symbol window (see `symbol_window`): its signature, its docstring's first line and the lines
-    that use the question's words, as one block per contiguous run, each labelled with exactly
-    the lines it shows; lines already shown for an earlier hit are not shown again. A window
-    costs a fraction of the whole symbol, so 5-8 symbols fit a budget that held 1-3.
+    Without `question`, each hit is one block of its first `max_block_lines` lines. With
+    `question` (every answer path: dataset rows, `make query`, self-tune), each hit longer than
+    `window_lines` becomes a symbol window (see `_pack_windows`): its signature, its docstring's
+    first line and the lines that use the question's words with their neighbours, as one block
+    per contiguous run, each labelled with exactly the lines it shows; lines already shown for
+    an earlier hit are not shown again. A window costs a fraction of the whole symbol, so 8
+    symbols fit a budget that held 1-3.
     """
     if question is not None:
         return _pack_windows(
