@@ -23,6 +23,15 @@ The set: tenacity 9.2.1 and cachetools 8.0.3 (their latest releases when collect
 marshmallow 3.26.1 (the last 3.x release: most user questions are about the 3.x API, which 4.x
 changed); about 20-33 questions each. Filter on `Question.library` to run a subset.
 
+The held-out set (`scripts/real_questions_heldout.jsonl`, `HELDOUT`): 42 questions collected the
+same way and with the same rules, for two libraries not in the set above: attrs 26.1.0 (21; its
+latest release when collected) and python-dateutil 2.9.0.post0 (21; the 2.x line the questions are
+about). It was collected AFTER nanodex's search and answer design decisions had been made, and no
+nanodex search was run on it while collecting. Use it only to confirm results measured on the set
+above, never for tuning: a change chosen by looking at its held-out numbers makes it one more
+tuning set. `python -m scripts.real_questions --questions scripts/real_questions_heldout.jsonl
+--check` re-verifies its spans.
+
 The sdists are only downloaded (`pip download --no-deps --no-binary :all:`), unpacked and parsed
 with `ast`: nanodex never imports, builds or runs them. (pip itself prepares an sdist's metadata
 with the package's declared build backend in an isolated environment while downloading it.)
@@ -46,6 +55,7 @@ from pathlib import Path
 from nanodex.errors import NanodexError, run_main
 
 DEFAULT = Path(__file__).with_name("real_questions.jsonl")
+HELDOUT = Path(__file__).with_name("real_questions_heldout.jsonl")  # confirm-only, never tune on it
 KINDS = ("capability", "howto", "diag", "architecture")
 _ROW_KEYS = {"id", "library", "version", "kind", "question", "source", "gold", "note"}
 _GOLD_KEYS = {"qualname", "path", "start_line", "end_line"}
@@ -339,20 +349,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     bad = Counter(p.split(":", 1)[0] for p in problems)
     kinds = list(KINDS)
     print(
-        f"{'library':<14}{'version':<10}{'questions':>10}"
+        f"{'library':<17}{'version':<13}{'questions':>10}"
         + "".join(f"{k:>14}" for k in kinds)
         + ("" if not args.check else f"{'gold ok':>9}{'mismatch':>10}")
     )
     for (lib, ver), qs in sorted(by_lib.items()):
         c = Counter(q.kind for q in qs)
-        line = f"{lib:<14}{ver:<10}{len(qs):>10}" + "".join(f"{c[k]:>14}" for k in kinds)
+        line = f"{lib:<17}{ver:<13}{len(qs):>10}" + "".join(f"{c[k]:>14}" for k in kinds)
         if args.check:
             n_bad = sum(bad[q.id] for q in qs)
             n_gold = sum(len(q.gold) for q in qs)
             line += f"{n_gold - n_bad:>9}{n_bad:>10}"
         print(line)
     c = Counter(q.kind for q in questions)
-    print(f"{'total':<24}{len(questions):>10}" + "".join(f"{c[k]:>14}" for k in kinds))
+    print(f"{'total':<30}{len(questions):>10}" + "".join(f"{c[k]:>14}" for k in kinds))
     for p in problems:
         print(f"MISMATCH {p}", file=sys.stderr)
     if args.check:

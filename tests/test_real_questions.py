@@ -1,4 +1,5 @@
-"""The real-question set (scripts/real_questions.jsonl) loads and is well formed; the loader rejects
+"""The real-question sets (scripts/real_questions.jsonl and the held-out
+scripts/real_questions_heldout.jsonl) load and are well formed; the loader rejects
 malformed rows. No network: gold spans are verified against the sdists by
 `python -m scripts.real_questions --check`, not here."""
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from nanodex.errors import NanodexError
-from scripts.real_questions import DEFAULT, KINDS, load, module_name, verify
+from scripts.real_questions import DEFAULT, HELDOUT, KINDS, load, module_name, verify
 
 GOOD_ROW = {
     "id": "lib-01",
@@ -31,8 +32,9 @@ def _write(tmp_path: Path, rows: list[object]) -> Path:
     return p
 
 
-def test_question_set_is_well_formed() -> None:
-    qs = load(DEFAULT)
+@pytest.mark.parametrize("path", [DEFAULT, HELDOUT], ids=["set", "heldout"])
+def test_question_set_is_well_formed(path: Path) -> None:
+    qs = load(path)
     assert len(qs) >= 40
     libs = Counter(q.library for q in qs)
     assert len(libs) >= 2
@@ -48,6 +50,11 @@ def test_question_set_is_well_formed() -> None:
     assert all(len({q.version for q in qs if q.library == lib}) == 1 for lib in libs)
     # every kind is represented
     assert set(Counter(q.kind for q in qs)) == set(KINDS)
+
+
+def test_heldout_libraries_are_not_in_the_set() -> None:
+    """The held-out set confirms results on libraries the design never looked at."""
+    assert not {q.library for q in load(DEFAULT)} & {q.library for q in load(HELDOUT)}
 
 
 def test_load_accepts_a_good_row(tmp_path: Path) -> None:
