@@ -99,6 +99,9 @@ class SearchConfig:
     # reranking (brain.rerank): a linear model over per-candidate features of the best fused hits
     rerank_pool: int = 60  # fused hits (plus exact, raise-site and test-evidence ones) that are reranked
     rerank_model: str | None = None  # fitted weights; default: beside the graph, <graph stem>.rerank.json
+    # library code ranks above every test/example/doc hit the question did not ask for (a tier, not a
+    # weight the fit can trade away); off: such hits only lose `off_role_weight`
+    library_first: bool = True
     off_role_weight: float = -0.35  # unfitted default: a test/example/doc hit the question did not ask for
     test_evidence_weight: float = 0.3  # unfitted default: code exercised by a matching test or example gains
     raise_weight: float = 0.5  # unfitted default: raise sites of quoted error text or a named error
@@ -108,7 +111,7 @@ class SearchConfig:
     )
     doc_term_weight: float = 0.3  # unfitted default: code whose docs use a domain term of the question
     expand_pool: int = 60  # most dispatch-expanded candidates added to the rerank pool
-    dispatch_slots: int = 3  # places in the top k kept for code a named API dispatches to (0: none)
+    dispatch_slots: int = 0  # places in the top k kept for code a named API dispatches to (0: none)
     dispatch_first: int = 3  # the first such place (0-based); the next ones every second place
     dispatch_min: float = 0.0  # least dispatch score that takes a reserved place
 

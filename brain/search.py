@@ -39,6 +39,7 @@ MODES = ("hybrid", "lexical", "dense")
 # Edge kinds as stored by brain.index (calls, defined_in, extends, throws, tests, imports) and how
 # much a neighbour's score counts across them (either direction).
 _DISPATCH = FEATURES.index("dispatch")
+_OFF_ROLE = FEATURES.index("off_role")
 ARGUMENT_SEED = 0.0  # dispatch seed score of a library symbol the question names only as an argument
 FOCUS_FLOOR = 1 / 3  # share of a dispatch score kept by a reached row that matches no question word
 _EDGE_WEIGHT = np.array([0.7, 1.0, 0.5, 0.5, 0.3, 0.2], dtype=np.float32)
@@ -451,7 +452,8 @@ class Searcher:
         """The top `k` nodes for `question` (mode: hybrid, lexical or dense).
 
         hybrid: the rerank pool (`features`) ordered by the reranker's weights (fitted by
-        `python -m brain.rerank` when its model is beside the graph, else the defaults);
+        `python -m brain.rerank` when its model is beside the graph, else the defaults), library
+        code before the tests, examples and docs the question did not ask for (`library_first`);
         lexical and dense: that ranker alone (lexical with exact-name hits), for comparison.
         """
         if mode not in MODES:  # checked here too: the Python API is used by later stages
@@ -477,7 +479,8 @@ class Searcher:
                 assert ocard is not None
                 keep = row if size > int(ocard[6]) - int(ocard[5]) else old[1]
                 best[key] = (max(old[0], float(scores[i])), keep)
-            order = sorted(best.values(), key=lambda sr: (-sr[0], sr[1]))
+            off = dict(zip(rows, (x[:, _OFF_ROLE] > 0).tolist(), strict=True)) if self.scfg.library_first else {}
+            order = sorted(best.values(), key=lambda sr: (off.get(sr[1], False), -sr[0], sr[1]))
             order = reserve_slots(order, dict(zip(rows, x[:, _DISPATCH].tolist(), strict=True)), k, self.scfg)
             return [self._hit(row, score) for score, row in order]
         s = self.scfg

@@ -153,6 +153,7 @@ def test_named_api_brings_its_implementation_into_the_top_k(cfg: BrainConfig) ->
     question = "With @decorate(after=after_tries(3)) on my function it tries forever and never gives up. Why?"
     reached = {f"lib/engine.py::{n}" for n in ("FastEngine", "Engine", "Engine.loop", "Engine.clone")}
     with Searcher(cfg, dense=False, use_model=False) as s:
+        s.scfg = replace(s.scfg, dispatch_slots=3)
         with_slots = [h.id for h in s.search(question, 4)]
         s.scfg = replace(s.scfg, dispatch_slots=0)
         without = [h.id for h in s.search(question, 4)]

@@ -152,6 +152,14 @@ def test_library_code_outranks_tests_unless_asked(cfg: BrainConfig) -> None:
         ev = x[:, FEATURES.index("test_evidence")]
         assert ev[rows.index(searcher.row_of["shop/cart.py::Cart.checkout"])] > 0
         assert "tests/test_cart.py::TestCart.test_checkout" in _ids(searcher, "which test covers checkout", 2)
+        # a tier, not a weight: even weights that favour tests (a fitted model may) keep library first
+        searcher.weights = searcher.weights.copy()
+        searcher.weights[FEATURES.index("off_role")] = 5.0
+        hits = searcher.search("checkout", 10)
+        roles = [path_role(h.path) for h in hits]
+        assert "test" in roles and roles == sorted(roles, key=lambda r: r != "library")
+        searcher.scfg = replace(searcher.scfg, library_first=False)
+        assert path_role(searcher.search("checkout", 1)[0].path) == "test"
         # quoted error text goes to the raise site; a named error to its raisers
         rows, x = searcher.features('I get "empty cart" when I pay')
         site = rows.index(searcher.row_of["shop/cart.py::Cart.checkout"])
