@@ -479,7 +479,11 @@ class Searcher:
                 assert ocard is not None
                 keep = row if size > int(ocard[6]) - int(ocard[5]) else old[1]
                 best[key] = (max(old[0], float(scores[i])), keep)
-            off = dict(zip(rows, (x[:, _OFF_ROLE] > 0).tolist(), strict=True)) if self.scfg.library_first else {}
+            off = (
+                dict(zip(rows, (x[:, _OFF_ROLE] > 0).tolist(), strict=True))
+                if self.scfg.library_first
+                else {}
+            )
             order = sorted(best.values(), key=lambda sr: (off.get(sr[1], False), -sr[0], sr[1]))
             order = reserve_slots(order, dict(zip(rows, x[:, _DISPATCH].tolist(), strict=True)), k, self.scfg)
             return [self._hit(row, score) for score, row in order]
