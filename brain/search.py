@@ -161,15 +161,16 @@ class Searcher:
         self.doc_terms = DocTerms.load(self.cfg.out_dir)
 
     def _longest(self, rows: Iterable[int]) -> list[int]:
-        """One row per (path, qualname), the longest span: @overload stubs and redefinitions are one
-        symbol whose implementation is its longest definition (a stub's calls are its defaults)."""
+        """One row per symbol (`_symbol`), its preferred definition (`_preferred`): @overload stubs,
+        redefinitions and `.pyi` declarations are one symbol whose implementation is the longest
+        `.py` definition (a stub's calls are its defaults)."""
         best: dict[tuple[str, str], int] = {}
         for row in rows:
             card = self.cards[row]
             assert card is not None
-            key = (card[4], card[3])
+            key = _symbol(card)
             old = best.get(key)
-            if old is None or _span(card) > _span(self.cards[old]):
+            if old is None or _preferred(card) > _preferred(self.cards[old]):
                 best[key] = row
         return list(best.values())
 
@@ -464,21 +465,15 @@ class Searcher:
             if not rows:
                 return []
             scores = x @ self.weights
-            # @overload stubs and redefinitions share a name: one slot, shown as the longest span
+            # @overload stubs, redefinitions and .pyi declarations are one symbol: one slot, with the
+            # best score of its definitions, shown as its preferred one
             best: dict[tuple[str, str], tuple[float, int]] = {}
-            for i, row in enumerate(rows):
-                card = self.cards[row]
-                assert card is not None
-                key = (card[4], card[3])
-                size = int(card[6]) - int(card[5])
-                old = best.get(key)
-                if old is None:
-                    best[key] = (float(scores[i]), row)
-                    continue
-                ocard = self.cards[old[1]]
-                assert ocard is not None
-                keep = row if size > int(ocard[6]) - int(ocard[5]) else old[1]
-                best[key] = (max(old[0], float(scores[i])), keep)
+            score_of = dict(zip(rows, scores.tolist(), strict=True))
+            for row in self._longest(rows):
+                best[_symbol(self.cards[row])] = (score_of[row], row)
+            for row in rows:
+                key = _symbol(self.cards[row])
+                best[key] = (max(best[key][0], score_of[row]), best[key][1])
             off = (
                 dict(zip(rows, (x[:, _OFF_ROLE] > 0).tolist(), strict=True))
                 if self.scfg.library_first
@@ -583,6 +578,18 @@ def reserve_slots(
 
 def _span(card: tuple | None) -> int:
     return int(card[6]) - int(card[5]) if card is not None else -1
+
+
+def _symbol(card: tuple | None) -> tuple[str, str]:
+    """A symbol's key, (module path, qualname): a `.pyi` stub declares its `.py` module's symbols."""
+    assert card is not None
+    path = str(card[4])
+    return (path[:-1] if path.endswith(".pyi") else path, str(card[3]))
+
+
+def _preferred(card: tuple | None) -> tuple[bool, int]:
+    """Which definition of a symbol to show: the implementation over its stub, then the longest."""
+    return (card is not None and not str(card[4]).endswith(".pyi"), _span(card))
 
 
 def _normalized(hits: list[tuple[int, float]], n: int) -> dict[int, float]:

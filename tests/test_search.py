@@ -234,3 +234,24 @@ def test_dense_and_hybrid_with_incremental_embeddings(cfg: BrainConfig) -> None:
         searcher.close()
     out = _cli("--graph", cfg.graph, "--k", "2", "--json", "basket total cost")
     assert out.returncode == 0 and len(json.loads(out.stdout)) == 2
+
+
+def test_a_stub_and_its_module_are_one_symbol(tmp_path: Path) -> None:
+    repo = tmp_path / "repo" / "pkg"
+    repo.mkdir(parents=True)
+    (repo / "window.py").write_text(
+        'def expire_entries(cache, now):\n    """Drop the entries whose time to live has passed."""\n'
+        "    for key in list(cache):\n        if cache[key] < now:\n            del cache[key]\n"
+    )
+    (repo / "window.pyi").write_text("def expire_entries(cache: dict, now: float) -> None: ...\n")
+    graph = tmp_path / "graph.sqlite"
+    build_graph(tmp_path / "repo", graph, ["python"])
+    cfg = BrainConfig(graph=str(graph), out_dir=str(tmp_path / "nodes"))
+    build_brain(cfg)
+    with Searcher(cfg, dense=False) as searcher:
+        hits = [
+            h
+            for h in searcher.search("expire entries whose time to live passed", 10)
+            if h.name == "expire_entries"
+        ]
+    assert [h.path for h in hits] == ["pkg/window.py"]  # one slot, shown as the implementation
