@@ -18,6 +18,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
+from answer.words import QUESTION_STOPWORDS
+
 MIN_BLOCK_LINES = 3  # a cut block shorter than this says too little to be worth its label
 WINDOW_LINES = 14  # with a question: a longer symbol is shown as a window of at most this many lines
 CONTEXT_LINES = 1  # a line matching the question is shown with this many lines either side
@@ -224,11 +226,6 @@ def _pack_windows(
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
-_STOP_TEXT = """a an and are as at be been but by can could do does did for from had has have how i if in into
-    is it its me my no not of on or so such than that the their them then there these they this to
-    too use used using was we were what when where which while who why will with would you your self
-    none true false def return class get set way want need"""
-_STOP = frozenset(_STOP_TEXT.split())
 _DOC_START = re.compile(r"^[rbuRBU]{0,2}(\"\"\"|'''|\"|')")
 
 
@@ -238,7 +235,7 @@ def _stem(word: str) -> str:
 
 def question_words(question: str) -> frozenset[str]:
     """The question's content words, identifiers split (`get_template` -> get, template), stemmed."""
-    return frozenset(w for w in _line_words(question) if len(w) > 2 and w not in _STOP)
+    return frozenset(w for w in _line_words(question) if len(w) > 2 and w not in QUESTION_STOPWORDS)
 
 
 def _line_words(line: str) -> set[str]:

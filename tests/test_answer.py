@@ -11,7 +11,7 @@ import shutil
 import pytest
 from conftest import FIXTURES, build_graph
 
-from answer.blocks import Block, estimate_tokens, fit_block
+from answer.blocks import Block, estimate_tokens, fit_block, question_words
 from answer.citations import (
     UNRESOLVED_MARK,
     UNVERIFIED_MARK,
@@ -84,6 +84,15 @@ def test_fit_block_keeps_the_longest_prefix_that_fits_each_packers_way() -> None
     assert (
         fit_block(block, one.tokens, estimate_tokens, sep="") is None
     )  # fewer than 3 lines: not worth a label
+
+
+def test_questions_and_answer_paragraphs_drop_their_own_stop_words() -> None:
+    """One shared stop list (answer.words) plus each side's own: a question keeps the words an
+    answer uses about any code ("function", "value"), an answer paragraph keeps Python's."""
+    assert question_words("Where is the function that sets the value?") == {"function", "value"}
+    block = Block("pkg/mod.py", 1, 2, "def function(value):\n    return value")
+    assert support("The function returns the value of the call.", block) == 0.0
+    assert support("The def returns self and none.", block) > 0.0
 
 
 def test_find_citations_forms() -> None:
