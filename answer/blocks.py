@@ -167,9 +167,16 @@ def _pack_windows(
     taken: dict[str, set[int]] = {}
     windows: list[_Window] = []
     used = 0
+    counted: dict[str, int] = {}  # rendered block -> tokens: each run is counted once, however often tried
+
+    def size(b: Block) -> int:
+        text = b.render() + "\n\n"
+        if text not in counted:
+            counted[text] = count_tokens(text)
+        return counted[text]
 
     def cost(w: _Window) -> int:
-        return sum(count_tokens(b.render() + "\n\n") for b in w.blocks())
+        return sum(size(b) for b in w.blocks())
 
     for hit in hits:
         start, end = int(hit.start_line), int(hit.end_line)
@@ -220,7 +227,7 @@ def _pack_windows(
             taken[w.path].update(w.start + i for i in add)
     blocks = [b for w in windows for b in w.blocks()]
     for b in blocks:
-        b.tokens = count_tokens(b.render() + "\n\n")
+        b.tokens = size(b)  # counted when its window was last costed
     return blocks
 
 

@@ -593,7 +593,17 @@ def test_pack_blocks_symbol_windows_label_exactly_the_lines_shown(graph_file: Pa
     question = "what happens when the stock is not enough to take?"
     with Graph(graph_file) as g:
         whole = pack_blocks(hits, g.source, 10_000)
-        windows = pack_blocks(hits, g.source, 10_000, question=question, window_lines=7)
+        texts: list[str] = []
+
+        def counting(text: str) -> int:
+            texts.append(text)
+            return estimate_tokens(text)
+
+        windows = pack_blocks(
+            hits, g.source, 10_000, count_tokens=counting, question=question, window_lines=7
+        )
+        assert len(texts) == len(set(texts))  # each block counted once, however often its window was tried
+        assert all(b.tokens == estimate_tokens(b.render() + "\n\n") for b in windows)
         for b in windows:  # every label is exactly true, windows or not
             assert b.code == g.source(b.path, b.start, b.end).rstrip("\n")
             assert b.end - b.start + 1 == len(b.code.splitlines())
