@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
+
+from answer.words import QUESTION_STOPWORDS
 
 MIN_BLOCK_LINES = 3  # a cut block shorter than this says too little to be worth its label
 WINDOW_LINES = 14  # with a question: a longer symbol is shown as a window of at most this many lines
@@ -108,11 +110,14 @@ def pack_blocks(
         run = lines[: read_end - start + 1]
         while run and not run[-1].strip():  # trailing blank lines carry nothing
             run.pop()
-        block = _fit(hit.path, start, run, budget_tokens - used, count_tokens)
+        if not run:  # nothing but blank lines: stops the packing, as a block that does not fit does
+            break
+        full = Block(hit.path, start, start + len(run) - 1, "\n".join(run))
+        block = fit_block(full, budget_tokens - used, count_tokens)
         if block is None:
             break
         blocks.append(block)
-        used += count_tokens(block.render() + "\n\n")
+        used += block.tokens
         taken.setdefault(hit.path, []).append((block.start, block.end))
     return blocks
 
@@ -162,9 +167,16 @@ def _pack_windows(
     taken: dict[str, set[int]] = {}
     windows: list[_Window] = []
     used = 0
+    counted: dict[str, int] = {}  # rendered block -> tokens: each run is counted once, however often tried
+
+    def size(b: Block) -> int:
+        text = b.render() + "\n\n"
+        if text not in counted:
+            counted[text] = count_tokens(text)
+        return counted[text]
 
     def cost(w: _Window) -> int:
-        return sum(count_tokens(b.render() + "\n\n") for b in w.blocks())
+        return sum(size(b) for b in w.blocks())
 
     for hit in hits:
         start, end = int(hit.start_line), int(hit.end_line)
@@ -183,9 +195,11 @@ def _pack_windows(
         w = _Window(hit.path, start, lines, free, extras, set(free), window_lines)
         w.cost = cost(w)
         if used + w.cost > budget_tokens:
-            cut = _fit(
-                hit.path, start + free[0], [lines[i] for i in free], budget_tokens - used, count_tokens
+            head_lines = [lines[i] for i in free]
+            head_block = Block(
+                hit.path, start + free[0], start + free[0] + len(head_lines) - 1, "\n".join(head_lines)
             )
+            cut = fit_block(head_block, budget_tokens - used, count_tokens)
             if cut is None or cut.end - start + 1 < 1:
                 break
             w.keep = {i for i in free if start + i <= cut.end}
@@ -213,17 +227,12 @@ def _pack_windows(
             taken[w.path].update(w.start + i for i in add)
     blocks = [b for w in windows for b in w.blocks()]
     for b in blocks:
-        b.tokens = count_tokens(b.render() + "\n\n")
+        b.tokens = size(b)  # counted when its window was last costed
     return blocks
 
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
-_STOP_TEXT = """a an and are as at be been but by can could do does did for from had has have how i if in into
-    is it its me my no not of on or so such than that the their them then there these they this to
-    too use used using was we were what when where which while who why will with would you your self
-    none true false def return class get set way want need"""
-_STOP = frozenset(_STOP_TEXT.split())
 _DOC_START = re.compile(r"^[rbuRBU]{0,2}(\"\"\"|'''|\"|')")
 
 
@@ -233,7 +242,7 @@ def _stem(word: str) -> str:
 
 def question_words(question: str) -> frozenset[str]:
     """The question's content words, identifiers split (`get_template` -> get, template), stemmed."""
-    return frozenset(w for w in _line_words(question) if len(w) > 2 and w not in _STOP)
+    return frozenset(w for w in _line_words(question) if len(w) > 2 and w not in QUESTION_STOPWORDS)
 
 
 def _line_words(line: str) -> set[str]:
@@ -343,26 +352,41 @@ def local_token_counter(model: str | None = None) -> Callable[[str], int] | None
     return lambda text: len(tok.encode(text, add_special_tokens=False).ids)
 
 
-def _fit(
-    path: str, start: int, lines: list[str], budget: int, count_tokens: Callable[[str], int]
+def fit_block(
+    block: Block,
+    budget: int,
+    count_tokens: Callable[[str], int],
+    *,
+    sep: str = "\n\n",
+    min_lines: int = MIN_BLOCK_LINES,
+    whole: bool = True,
 ) -> Block | None:
-    """The longest prefix of `lines` whose block fits `budget` (None when not even a few lines do)."""
-    if not lines:
-        return None
-    whole = Block(path, start, start + len(lines) - 1, "\n".join(lines))
-    if count_tokens(whole.render() + "\n\n") <= budget:
-        return whole
-    lo, hi = 0, len(lines) - 1  # binary search on the number of lines kept
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        cand = Block(path, start, start + mid - 1, "\n".join(lines[:mid]))
-        if count_tokens(cand.render() + "\n\n") <= budget:
-            lo = mid
+    """The longest prefix of `block` (whole lines, label updated) that fits `budget` tokens.
+
+    The one cutter for every packer: a prefix is measured as `count_tokens(render() + sep)`,
+    `sep` being what follows a block in the packed text (the blank line between blocks here,
+    nothing in `pca_otf.pack`, which counts its separators apart). `whole=False` never returns
+    the block unchanged (a packer trimming a block that did not fit must get a shorter one).
+    None when the prefix would be shorter than `min_lines` (or the block's length, if smaller).
+    The block returned carries its counted size in `tokens`.
+    """
+    lines = block.code.split("\n")
+    if whole:
+        n = count_tokens(block.render() + sep)
+        if n <= budget:
+            return replace(block, tokens=n)
+    lo, hi, best = 1, len(lines) - 1, None  # binary search on the number of lines kept
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        cand = replace(block, end=block.start + mid - 1, code="\n".join(lines[:mid]))
+        n = count_tokens(cand.render() + sep)
+        if n <= budget:
+            best, lo = replace(cand, tokens=n), mid + 1
         else:
             hi = mid - 1
-    if lo < min(MIN_BLOCK_LINES, len(lines)):
+    if best is None or best.end - best.start + 1 < min(min_lines, len(lines)):
         return None
-    return Block(path, start, start + lo - 1, "\n".join(lines[:lo]))
+    return best
 
 
 def render_context(blocks: Sequence[Block]) -> str:

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
 from answer.blocks import Block
+from answer.words import CLAIM_STOPWORDS
 
 # Groups: path, start, end (None for a single line). The path holds no whitespace, brackets or ':'.
 CITATION = re.compile(r"\[([^\[\]\s:]+):(\d+)(?:-(\d+))?\]")
@@ -40,70 +41,6 @@ _PARAGRAPH_SPLIT = re.compile(r"\n\s*\n")
 _BARE = re.compile(r"(?<![\[\w/.-])[`(]?([A-Za-z_.][\w./-]*\.[A-Za-z]\w*):(\d+)(?:-(\d+))?[`)]?(?![\w\]-])")
 _CODE_NAME = re.compile(r"`([^`\s]+)`|\b([A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)+|[A-Za-z_]\w*(?=\())")
 _WORD = re.compile(r"\b[A-Za-z_][\w]*\b")
-_STOP = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "and",
-        "or",
-        "of",
-        "to",
-        "in",
-        "on",
-        "for",
-        "with",
-        "by",
-        "is",
-        "are",
-        "was",
-        "be",
-        "it",
-        "its",
-        "this",
-        "that",
-        "these",
-        "those",
-        "as",
-        "at",
-        "from",
-        "not",
-        "no",
-        "can",
-        "does",
-        "do",
-        "if",
-        "when",
-        "then",
-        "than",
-        "which",
-        "what",
-        "how",
-        "why",
-        "where",
-        "who",
-        "into",
-        "out",
-        "up",
-        "so",
-        "also",
-        "only",
-        "returns",
-        "return",
-        "code",
-        "function",
-        "method",
-        "class",
-        "called",
-        "call",
-        "calls",
-        "uses",
-        "use",
-        "used",
-        "value",
-        "values",
-    ]
-)
 
 
 @dataclass
@@ -328,7 +265,7 @@ def support(paragraph: str, block: Block, block_words: frozenset[str] | None = N
     code = block.code.lower()
     names = [n.rsplit(".", 1)[-1].lower() for n in names_in(paragraph)]
     name_share = sum(1 for n in names if n and n in code) / len(names) if names else 0.0
-    words = {w.lower() for w in _WORD.findall(strip(paragraph)) if len(w) > 2} - _STOP
+    words = {w.lower() for w in _WORD.findall(strip(paragraph)) if len(w) > 2} - CLAIM_STOPWORDS
     if block_words is None:
         block_words = code_words(block.code)
     word_share = len(words & block_words) / len(words) if words else 0.0

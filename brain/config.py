@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nanodex.config import at_least
+from nanodex.config import at_least, load_config
+from nanodex.flags import stage_config_file
 from nanodex.paths import DEFAULT_GRAPH
 
 NODE_TYPES = ("module", "capability", "concept", "error", "recipe")
@@ -128,6 +129,13 @@ class BrainConfig:
     concepts: ConceptConfig = field(default_factory=ConceptConfig)
     embed: EmbedConfig = field(default_factory=EmbedConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
+
+
+def search_config(graph: str | Path, config: str | Path | None = None) -> BrainConfig:
+    """The brain config a later stage searches `graph` with: `config`, else config/brain.yaml when
+    it exists, else the defaults (nanodex.flags' one default-config policy), its graph set to
+    `graph`; so the search settings a user keeps in config/brain.yaml reach `make query` and pca_otf."""
+    return load_config(BrainConfig, stage_config_file("brain", config), {"graph": str(graph)})
 
 
 def index_path(cfg: BrainConfig) -> Path:

@@ -52,7 +52,7 @@ class QueryConfig:
     temperature: float = 0.0  # 0 = greedy: the same question gets the same answer
     frequency_penalty: float = 0.0  # > 0 lowers tokens the answer already used: breaks small models' loops
     graph: str | None = None  # code graph for retrieval and citation checks; None = neither
-    brain_config: str | None = None  # config/brain.yaml when the search index is not beside the graph
+    brain_config: str | None = None  # search settings; None: config/brain.yaml when it exists, else defaults
     search_mode: str = "hybrid"  # hybrid | lexical | dense (brain.search)
     k: int = at_least(0, 8)  # search hits considered for the context (each packed as a symbol window)
     context_tokens: int = at_least(0, 1024)  # budget for the packed code blocks (tokens)

@@ -30,7 +30,7 @@ from answer.prompt import LAYOUT, build_messages
 from extractor.graph import Graph
 from inference.config import QueryConfig, ServeFile
 from nanodex.chat_client import ChatClient
-from nanodex.config import apply_overrides, load_config
+from nanodex.config import apply_overrides
 from nanodex.errors import NanodexError, run_main
 from nanodex.flags import config_flag, config_option, load_from_args
 from nanodex.log import get_logger, setup_logging
@@ -74,7 +74,7 @@ class Retriever:
     """Brain search plus the graph's source lines: question -> packed code blocks (kept open for many questions)."""
 
     def __init__(self, graph: str | Path, cfg: QueryConfig) -> None:
-        from brain.config import BrainConfig
+        from brain.config import search_config
         from brain.search import Searcher
 
         self.cfg = cfg
@@ -82,8 +82,8 @@ class Retriever:
         self.symbols = GraphSymbols(self.graph)
         # exact counts with the served model's tokenizer when it is here, else the estimate
         self.count_tokens = local_token_counter(cfg.tokenizer) or estimate_tokens
-        brain_cfg = load_config(BrainConfig, cfg.brain_config, {"graph": str(graph)})
-        self.searcher = Searcher(brain_cfg, dense=cfg.search_mode != "lexical")
+        # search settings: cfg.brain_config, else config/brain.yaml when present, else defaults
+        self.searcher = Searcher(search_config(graph, cfg.brain_config), dense=cfg.search_mode != "lexical")
 
     def blocks(self, question: str) -> list[Block]:
         """The packed code for `question`: symbol windows of the best hits, exact labels."""
@@ -209,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
         ap,
         "--brain-config",
         key="brain_config",
-        help="brain config (when the search index is not beside the graph)",
+        help="brain config for search (default: config/brain.yaml when it exists)",
     )
     config_flag(ap, "--k", key="k", help="search hits considered for the context")
     config_flag(ap, "--context-tokens", key="context_tokens", help="token budget of the packed code")

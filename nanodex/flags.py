@@ -4,7 +4,8 @@ The policy (DESIGN.md, "CLI vocabulary"), stated here once:
 
 - `--config FILE` names the stage's YAML. Without it a stage reads `config/<stage>.yaml` when that
   file exists in the working directory, else it starts from its config dataclass's defaults
-  (`config_option`, `config_file`). Every stage resolves its default file this way.
+  (`config_option`, `config_file`). Every stage resolves its default file this way, and so does
+  code that builds another stage's config (`stage_config_file`: the query CLI's brain search).
 - A flag that sets a config key is declared with `config_flag(parser, "--out", key="save_dir")`.
   The key is the dotted path in the stage's config dataclass (`summary.style`, `server.port`,
   `build.embed.channel_budgets`; a stage that reads one section of its file names keys
@@ -45,7 +46,7 @@ def config_option(parser: argparse.ArgumentParser, cls: type, stage: str, sectio
     `section`: the stage reads only that section of the file (`server` of config/serve.yaml);
     its flags' keys are then relative to it, and `load_from_args` returns that section.
     """
-    default = f"config/{stage}.yaml"
+    default = default_config_file(stage)
     where = f", its `{section}:` section" if section else ""
     parser.add_argument(
         "--config",
@@ -60,11 +61,26 @@ def config_class(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> t
     return parser.get_default(_CLASS_DEST)
 
 
+def default_config_file(stage: str) -> str:
+    """Where stage `stage` looks for its YAML when no `--config` names one (working directory)."""
+    return f"config/{stage}.yaml"
+
+
+def stage_config_file(stage: str, given: str | Path | None = None) -> str | None:
+    """The YAML stage `stage`'s config comes from: `given`, else its default file when present,
+    else None (defaults). For code that builds another stage's config without its flags (the query
+    CLI's brain search), so that config reads the user's file exactly as the stage itself would."""
+    return _config_path(given, default_config_file(stage))
+
+
 def config_file(args: argparse.Namespace) -> str | None:
     """The YAML a stage reads: `--config`, else its default file when present, else None (defaults)."""
-    if args.config:
-        return str(args.config)
-    default = getattr(args, _FILE_DEST, None)
+    return _config_path(args.config, getattr(args, _FILE_DEST, None))
+
+
+def _config_path(given: str | Path | None, default: str | None) -> str | None:
+    if given:
+        return str(given)
     return default if default and Path(default).is_file() else None
 
 

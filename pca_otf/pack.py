@@ -15,15 +15,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
-from answer.blocks import Block
+from answer.blocks import Block, fit_block
 from nanodex.errors import NanodexError
 from pca_otf.program_graph import EntityIndex, ProgramGraph
 from pca_otf.select import Selection
 
 PACK_MODES = ("windows", "heads")
 _MIN_PARTIAL_TOKENS = 48  # below this a clipped block is more label than code: skip it instead
+# how `pack` clips a block that does not fit: separators are counted apart, one line is enough
+# (the room was already checked against _MIN_PARTIAL_TOKENS), and never the whole block (trimming
+# at the seams must make progress)
+_clip = partial(fit_block, sep="", min_lines=1, whole=False)
 
 
 @dataclass
@@ -178,22 +183,6 @@ def pack(
         text = "\n\n".join(b.render() for b in chosen)
         tokens = count(text) if text else 0
     return Packed(text, chosen, tokens, budget, mode, len(blocks), dropped, clipped, len(judged), judged)
-
-
-def _clip(block: Block, room: int, count: Callable[[str], int]) -> Block | None:
-    """The longest prefix of `block` (whole lines, label updated) within `room` tokens."""
-    lines = block.code.split("\n")
-    lo, hi, best = 1, len(lines) - 1, None
-    while lo <= hi:
-        mid = (lo + hi) // 2
-        cand = replace(block, end=block.start + mid - 1, code="\n".join(lines[:mid]))
-        n = count(cand.render())
-        if n <= room:
-            best = replace(cand, tokens=n)
-            lo = mid + 1
-        else:
-            hi = mid - 1
-    return best
 
 
 class ModelRelevance:

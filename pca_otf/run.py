@@ -161,12 +161,11 @@ class Runner:
     @property
     def searcher(self) -> Any:
         if self._searcher is None:
-            from brain.config import BrainConfig
+            from brain.config import search_config
             from brain.search import Searcher
 
-            self._searcher = Searcher(
-                BrainConfig(graph=str(self.graph_path)), dense=self.cfg.search_mode != "lexical"
-            )
+            # config/brain.yaml's search settings when present, as `make query` uses them
+            self._searcher = Searcher(search_config(self.graph_path), dense=self.cfg.search_mode != "lexical")
         return self._searcher
 
     @property

@@ -11,7 +11,7 @@ import shutil
 import pytest
 from conftest import FIXTURES, build_graph
 
-from answer.blocks import Block
+from answer.blocks import Block, estimate_tokens, fit_block, question_words
 from answer.citations import (
     UNRESOLVED_MARK,
     UNVERIFIED_MARK,
@@ -60,6 +60,41 @@ def test_training_row_and_served_prompt_are_identical() -> None:
 
 
 # ---- finding and checking ------------------------------------------------------------------------
+def test_fit_block_keeps_the_longest_prefix_that_fits_each_packers_way() -> None:
+    """One cutter for answer.blocks and pca_otf.pack: the separator counted, a floor of lines,
+    and (for a block that already failed to fit) never the whole block back."""
+    code = "\n".join(f"value_{i} = compute_{i}(value_{i - 1})" for i in range(1, 11))
+    block = Block("pkg/mod.py", 20, 29, code, symbol="pkg.mod", score=0.7)
+    size = estimate_tokens(block.render() + "\n\n")
+    same = fit_block(block, size, estimate_tokens)
+    assert same is not None and (same.end, same.code, same.tokens) == (29, code, size)
+    assert fit_block(block, size, estimate_tokens, whole=False).end < 29  # type: ignore[union-attr]
+    part = fit_block(block, size // 2, estimate_tokens, sep="")
+    assert part is not None and part.start == 20 and part.end < 29 and part.symbol == "pkg.mod"
+    assert part.code == "\n".join(code.split("\n")[: part.end - 19])
+    assert part.tokens == estimate_tokens(part.render()) <= size // 2
+    one = fit_block(
+        block,
+        estimate_tokens(Block("pkg/mod.py", 20, 20, code.split("\n")[0]).render()),
+        estimate_tokens,
+        sep="",
+        min_lines=1,
+    )
+    assert one is not None and one.end == 20
+    assert (
+        fit_block(block, one.tokens, estimate_tokens, sep="") is None
+    )  # fewer than 3 lines: not worth a label
+
+
+def test_questions_and_answer_paragraphs_drop_their_own_stop_words() -> None:
+    """One shared stop list (answer.words) plus each side's own: a question keeps the words an
+    answer uses about any code ("function", "value"), an answer paragraph keeps Python's."""
+    assert question_words("Where is the function that sets the value?") == {"function", "value"}
+    block = Block("pkg/mod.py", 1, 2, "def function(value):\n    return value")
+    assert support("The function returns the value of the call.", block) == 0.0
+    assert support("The def returns self and none.", block) > 0.0
+
+
 def test_find_citations_forms() -> None:
     text = (
         "Cart.add builds an Item [shop/cart.py:10-13] and appends it [shop/cart.py:12]; see also "

@@ -32,6 +32,7 @@ from nanodex.flags import (
     key_type,
     load_from_args,
     overrides_from,
+    stage_config_file,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -144,10 +145,12 @@ def test_the_default_config_file_policy(tmp_path: Path, monkeypatch: pytest.Monk
     ap = argparse.ArgumentParser()
     config_option(ap, Sample, "sample")
     assert config_file(ap.parse_args([])) is None
+    assert stage_config_file("sample") is None  # the same policy without the stage's flags
     assert load_from_args(ap.parse_args([])) == Sample()
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "sample.yaml").write_text("graph: default-file.sqlite\n")
-    assert config_file(ap.parse_args([])) == "config/sample.yaml"
+    assert config_file(ap.parse_args([])) == "config/sample.yaml" == stage_config_file("sample")
+    assert stage_config_file("sample", "other.yaml") == "other.yaml"
     assert load_from_args(ap.parse_args([])).graph == "default-file.sqlite"
     (tmp_path / "other.yaml").write_text("graph: given.sqlite\n")
     assert load_from_args(ap.parse_args(["--config", "other.yaml"])).graph == "given.sqlite"

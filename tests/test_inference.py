@@ -365,6 +365,33 @@ def _query_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]
     )
 
 
+def test_query_search_reads_config_brain_yaml_from_the_working_directory(
+    brain_graph: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`make query` without --brain-config searches with config/brain.yaml when it is there (the
+    default-config policy of every stage), --brain-config wins over it, and without either the
+    defaults hold; the graph is always the one queried."""
+    from brain.config import SearchConfig
+    from inference.query import Retriever
+
+    (tmp_path / "config").mkdir()
+    own = tmp_path / "config" / "brain.yaml"
+    own.write_text("graph: elsewhere.sqlite\nsearch:\n  k: 3\n  lexical_weight: 0.25\n")
+    named = tmp_path / "named.yaml"
+    named.write_text("search:\n  k: 5\n")
+    monkeypatch.chdir(tmp_path)
+    cfg = QueryConfig(search_mode="lexical")
+    with Retriever(brain_graph, cfg) as r:
+        assert (r.searcher.scfg.k, r.searcher.scfg.lexical_weight) == (3, 0.25)
+        assert r.searcher.cfg.graph == str(brain_graph)
+        assert r.blocks("What does Cart.add return?")  # the index beside the graph still answers
+    with Retriever(brain_graph, QueryConfig(search_mode="lexical", brain_config=str(named))) as r:
+        assert (r.searcher.scfg.k, r.searcher.scfg.lexical_weight) == (5, SearchConfig().lexical_weight)
+    own.unlink()
+    with Retriever(brain_graph, cfg) as r:
+        assert r.searcher.scfg == SearchConfig()
+
+
 def test_query_cli_json_and_text(fake: FakeOpenAI, brain_graph: Path, tmp_path: Path) -> None:
     # run from another folder: `python inference/query.py` must find the package by itself
     proc = _query_cli("--endpoint", fake.url, "-q", "What does Cart.add return?", "--graph", str(brain_graph),
@@ -593,7 +620,17 @@ def test_pack_blocks_symbol_windows_label_exactly_the_lines_shown(graph_file: Pa
     question = "what happens when the stock is not enough to take?"
     with Graph(graph_file) as g:
         whole = pack_blocks(hits, g.source, 10_000)
-        windows = pack_blocks(hits, g.source, 10_000, question=question, window_lines=7)
+        texts: list[str] = []
+
+        def counting(text: str) -> int:
+            texts.append(text)
+            return estimate_tokens(text)
+
+        windows = pack_blocks(
+            hits, g.source, 10_000, count_tokens=counting, question=question, window_lines=7
+        )
+        assert len(texts) == len(set(texts))  # each block counted once, however often its window was tried
+        assert all(b.tokens == estimate_tokens(b.render() + "\n\n") for b in windows)
         for b in windows:  # every label is exactly true, windows or not
             assert b.code == g.source(b.path, b.start, b.end).rstrip("\n")
             assert b.end - b.start + 1 == len(b.code.splitlines())

@@ -442,3 +442,21 @@ def test_citation_in_wrong_form_is_bracketed(env: dict) -> None:
     assert (bad.text, bad.resolves) == ("(shop/nope.py:3)", False)
     assert "(shop/nope.py:3)" + UNRESOLVED_MARK in checked.text and checked.all_resolved_or_marked
     assert _cm(env).check("Python 3.11 was released at 10:30.").citations == []
+
+
+def test_runner_search_reads_config_brain_yaml_from_the_working_directory(
+    env: dict, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pca_otf searches with config/brain.yaml's settings when present, as `make query` does."""
+    from pca_otf.config import RunConfig
+    from pca_otf.run import Runner
+
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "brain.yaml").write_text("search:\n  k: 3\n  graph_weight: 0.0\n")
+    monkeypatch.chdir(tmp_path)
+    runner = Runner(RunConfig(search_mode="lexical"), graph=env["graph"], base=(None, None))
+    try:
+        assert (runner.searcher.scfg.k, runner.searcher.scfg.graph_weight) == (3, 0.0)
+        assert runner.searcher.cfg.graph == str(env["graph"])
+    finally:
+        runner.close()
