@@ -10,12 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 from answer.prompt import training_messages
-from brain.config import BrainConfig, SearchConfig
+from brain.config import search_config
 from brain.search import Searcher
 from dataset.compose import citations_of, fit
 from dataset.config import KINDS, DatasetConfig
@@ -70,8 +70,12 @@ def _grounded(a: Aspect, answer: str, k: Knowledge) -> bool:
 
 
 def _searcher(cfg: DatasetConfig) -> Searcher:
-    bcfg = BrainConfig(graph=cfg.graph, search=SearchConfig(index=cfg.search_index))
-    return Searcher(bcfg, dense=False)
+    """The search `make query` runs (config/brain.yaml's settings, dense when `brain-embed` ran),
+    so a training row shows the code a served question would be shown."""
+    bcfg = search_config(cfg.graph)
+    if cfg.search_index:
+        bcfg.search = replace(bcfg.search, index=cfg.search_index)
+    return Searcher(bcfg)
 
 
 def _negatives(

@@ -599,3 +599,21 @@ def test_describe_reads_what_the_code_shown_does() -> None:
     assert describe("Cart", "[c.py:1-5]", cls, kind="class") == (
         "`Cart` [c.py:1-5] is defined as `class Cart`. It defines `add` and `total`."
     )
+
+
+def test_training_rows_search_like_make_query(
+    shop: DatasetConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dataset stage retrieves a row's code with the search `make query` runs: the same
+    config/brain.yaml settings and the same rankers, so a training row shows what serving would."""
+    from dataset.build import _searcher
+    from inference.config import QueryConfig
+    from inference.query import Retriever
+
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "brain.yaml").write_text("search:\n  k: 3\n  lexical_weight: 0.25\n")
+    monkeypatch.chdir(tmp_path)
+    with _searcher(shop) as train, Retriever(shop.graph, QueryConfig()) as served:
+        assert train.scfg == served.searcher.scfg and train.scfg.lexical_weight == 0.25
+        question = "What does Cart.add return?"
+        assert [h.id for h in train.search(question)] == [h.id for h in served.searcher.search(question)]
