@@ -57,8 +57,8 @@ class ContextConfig:
     )  # a longer span is shown as a window for the question, as `make query` shows it
     cited_blocks: int = 1  # other spans the answer cites, shown beside the subject's code
     distractors: int = 2  # blocks search finds for the question, shown beside the cited code
-    search_k: int = at_least(1, 5)  # search hits considered (held-out rows show these, as `make query` does)
-    search_mode: str = "lexical"  # the dense index (`make brain-embed`) is optional at dataset time
+    search_k: int = at_least(1, 8)  # search hits considered (held-out rows show these, as `make query` does)
+    search_mode: str = "hybrid"  # as `make query`; without `make brain-embed` it runs lexical + graph
 
 
 @dataclass

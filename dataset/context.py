@@ -12,8 +12,8 @@ default (`context.share` 1.0) every row carries code in that exact form:
   left out, and the answer says so and cites the closest block shown (the top hit);
 - a negative row (a made-up name) shows the closest real thing among search results;
 - a held-out row shows what search retrieves for the question, as the query CLI would
-  (`search_k` hits, `tokens` budget; lexical search, because the dense index of `make
-  brain-embed` is optional at dataset time); its reference answer is built from those blocks:
+  (`search_k` hits, `tokens` budget, hybrid search: lexical + graph alone where `make
+  brain-embed` has not run); its reference answer is built from those blocks:
   the answering code when search found it, else the "not shown, closest is" answer.
 Every citation in an answer names a block shown in that row, or a sub-range of one: one the
 code does not show is dropped from the text, and a sentence left without its citation that
