@@ -241,12 +241,21 @@ def _stem(word: str) -> str:
 
 
 def question_words(question: str) -> frozenset[str]:
-    """The question's content words, identifiers split (`get_template` -> get, template), stemmed."""
-    return frozenset(w for w in _line_words(question) if len(w) > 2 and w not in QUESTION_STOPWORDS)
+    """The question's content words, identifiers split (`get_template` -> get, template), stemmed.
+    A stop word is dropped as written or stemmed ("sets"), so "this" is not searched for as thi."""
+    stems = ((p, _stem(p)) for p in _pieces(question))
+    return frozenset(
+        w for p, w in stems if len(w) > 2 and p not in QUESTION_STOPWORDS and w not in QUESTION_STOPWORDS
+    )
 
 
 def _line_words(line: str) -> set[str]:
-    return {_stem(p.lower()) for w in _WORD.findall(line.replace("_", " ")) for p in _CAMEL.findall(w)}
+    return {_stem(p) for p in _pieces(line)}
+
+
+def _pieces(text: str) -> list[str]:
+    """Lower-case words of a text, identifiers split at `_` and camel case."""
+    return [p.lower() for w in _WORD.findall(text.replace("_", " ")) for p in _CAMEL.findall(w)]
 
 
 def window_parts(

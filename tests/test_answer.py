@@ -90,6 +90,8 @@ def test_questions_and_answer_paragraphs_drop_their_own_stop_words() -> None:
     """One shared stop list (answer.words) plus each side's own: a question keeps the words an
     answer uses about any code ("function", "value"), an answer paragraph keeps Python's."""
     assert question_words("Where is the function that sets the value?") == {"function", "value"}
+    # stop words are dropped before stemming: "this" and "does" are not searched for as thi, doe
+    assert question_words("Does this cache expire items?") == {"cache", "expire", "item"}
     block = Block("pkg/mod.py", 1, 2, "def function(value):\n    return value")
     assert support("The function returns the value of the call.", block) == 0.0
     assert support("The def returns self and none.", block) > 0.0
