@@ -160,18 +160,24 @@ class Searcher:
         self.dispatch = Dispatch(np.array(edges, dtype=np.int64).reshape(-1, 3), self.kind)
         self.doc_terms = DocTerms.load(self.cfg.out_dir)
 
-    def _longest(self, rows: Iterable[int]) -> list[int]:
-        """One row per symbol (`_symbol`), its preferred definition (`_preferred`): @overload stubs,
-        redefinitions and `.pyi` declarations are one symbol whose implementation is the longest
-        `.py` definition (a stub's calls are its defaults)."""
-        best: dict[tuple[str, str], int] = {}
-        for row in rows:
+    def _by_symbol(
+        self, rows: Iterable[int], scores: Sequence[float] | None = None
+    ) -> list[tuple[float, int]]:
+        """(best score, preferred row) per symbol: @overload stubs, redefinitions and `.pyi`
+        declarations are one symbol (`_symbol`), shown as its implementation, the longest `.py`
+        definition (`_preferred`; a stub's calls are its defaults), scored as its best definition."""
+        best: dict[tuple[str, str], tuple[float, int]] = {}
+        for i, row in enumerate(rows):
             card = self.cards[row]
             assert card is not None
+            score = scores[i] if scores is not None else 0.0
             key = _symbol(card)
             old = best.get(key)
-            if old is None or _preferred(card) > _preferred(self.cards[old]):
-                best[key] = row
+            if old is None:
+                best[key] = (score, row)
+                continue
+            keep = row if _preferred(card) > _preferred(self.cards[old[1]]) else old[1]
+            best[key] = (max(old[0], score), keep)
         return list(best.values())
 
     def _focus(self, question: str, reached: dict[int, float], qv: np.ndarray | None) -> dict[int, float]:
@@ -377,7 +383,9 @@ class Searcher:
         # (a name written only as an argument of the call the user pasted configures it: a weak seed)
         args = set(self.exact(" ".join(sorted(intent.arguments)))) if intent.arguments else set()
         seeds = {
-            row: ARGUMENT_SEED if row in args else 1.0 for row in self._longest(exact) if self.role[row] == 0
+            row: ARGUMENT_SEED if row in args else 1.0
+            for _, row in self._by_symbol(exact)
+            if self.role[row] == 0
         }
         implements = self.dispatch.expand(seeds, limit=s.expand_pool)
         if implements:
@@ -465,21 +473,13 @@ class Searcher:
             if not rows:
                 return []
             scores = x @ self.weights
-            # @overload stubs, redefinitions and .pyi declarations are one symbol: one slot, with the
-            # best score of its definitions, shown as its preferred one
-            best: dict[tuple[str, str], tuple[float, int]] = {}
-            score_of = dict(zip(rows, scores.tolist(), strict=True))
-            for row in self._longest(rows):
-                best[_symbol(self.cards[row])] = (score_of[row], row)
-            for row in rows:
-                key = _symbol(self.cards[row])
-                best[key] = (max(best[key][0], score_of[row]), best[key][1])
+            best = self._by_symbol(rows, scores.tolist())  # one slot per symbol
             off = (
                 dict(zip(rows, (x[:, _OFF_ROLE] > 0).tolist(), strict=True))
                 if self.scfg.library_first
                 else {}
             )
-            order = sorted(best.values(), key=lambda sr: (off.get(sr[1], False), -sr[0], sr[1]))
+            order = sorted(best, key=lambda sr: (off.get(sr[1], False), -sr[0], sr[1]))
             order = reserve_slots(order, dict(zip(rows, x[:, _DISPATCH].tolist(), strict=True)), k, self.scfg)
             return [self._hit(row, score) for score, row in order]
         s = self.scfg

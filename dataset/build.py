@@ -75,7 +75,7 @@ def _searcher(cfg: DatasetConfig) -> Searcher:
     bcfg = search_config(cfg.graph)
     if cfg.search_index:
         bcfg.search = replace(bcfg.search, index=cfg.search_index)
-    return Searcher(bcfg)
+    return Searcher(bcfg, dense=cfg.context.search_mode != "lexical")
 
 
 def _negatives(

@@ -201,15 +201,16 @@ def evaluate_library(lib: Library, questions: list[Question], qcfg: QueryConfig)
     return out
 
 
-def run_real(work: Path, questions_paths: Sequence[str | Path] = (DEFAULT, HELDOUT)) -> dict[str, dict]:
-    """Every library of the question sets: prepared, then evaluated. Returns results per library.
+def run_real(work: Path, questions_paths: Sequence[str | Path] = ()) -> dict[str, dict]:
+    """Every library of the question sets (default: the tuning set and the held-out set): prepared,
+    then evaluated. Returns results per library.
 
     A library of the held-out set (`HELDOUT`: collected after the ranking was designed, never
     tuned on) is reported as "NAME VERSION (held out)", so a gain that does not carry over to
     it shows.
     """
     by_lib: dict[tuple[str, str, bool], list[Question]] = defaultdict(list)
-    for path in questions_paths:
+    for path in questions_paths or (DEFAULT, HELDOUT):
         for q in load(path):
             by_lib[(q.library, q.version, Path(path).resolve() == HELDOUT.resolve())].append(q)
     qcfg = QueryConfig()

@@ -411,7 +411,7 @@ def run(
         if real:
             from scripts.bench_real_search import run_real
 
-            report_real(section, run_real(work / "real", *([questions] if questions else [])))
+            report_real(section, run_real(work / "real", questions))
         if libraries:
             from scripts.bench_stripped_libs import report, run_libraries
 
