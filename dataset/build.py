@@ -136,6 +136,8 @@ def build_dataset(cfg: DatasetConfig, paraphraser: object | None = None) -> dict
     """Run the stage; write train/eval JSONL and the stats JSON; return the stats."""
     if not 0 <= cfg.eval_fraction < 1:
         raise NanodexError(f"eval_fraction {cfg.eval_fraction} is outside [0, 1)", "use e.g. 0.1")
+    if not 0 <= cfg.non_library_share <= 1:
+        raise NanodexError(f"non_library_share {cfg.non_library_share} is outside [0, 1]", "use e.g. 0.15")
     if cfg.paraphrases < 1 or cfg.max_answer_tokens < 16 or cfg.snippet_max_lines < 1:
         raise NanodexError(
             "paraphrases, max_answer_tokens and snippet_max_lines must be positive", "fix config/dataset.yaml"
@@ -155,7 +157,7 @@ def build_dataset(cfg: DatasetConfig, paraphraser: object | None = None) -> dict
                 a.fact,
             )
         aspects = [a for a in aspects if _grounded(a, memo[id(a)] or "", k)]
-        picks, short, ambiguous = select(aspects, cfg)
+        picks, short, ambiguous = select(aspects, cfg, k.asked_later())
         rows: list[dict[str, Any]] = []
         parts: dict[str, list[str]] = {}  # row id -> answer parts, rebuilt around the code shown
         for kind in KINDS:

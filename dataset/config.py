@@ -57,6 +57,7 @@ class ContextConfig:
     )  # a longer span is shown as a window for the question, as `make query` shows it
     cited_blocks: int = 1  # other spans the answer cites, shown beside the subject's code
     distractors: int = 2  # blocks search finds for the question, shown beside the cited code
+    related_blocks: int = 0  # other blocks shown that the graph ties to the subject, named in the answer
     search_k: int = at_least(1, 8)  # search hits considered (held-out rows show these, as `make query` does)
     search_mode: str = "hybrid"  # as `make query`; without `make brain-embed` it runs lexical + graph
 
@@ -70,6 +71,9 @@ class DatasetConfig:
     search_index: str | None = None  # default: beside the graph (as `make brain` writes it)
     counts: Counts = field(default_factory=Counts)
     negatives_per_example: float = 0.25  # negative rows per positive row of the same kind
+    non_library_share: float = (
+        1.0  # at most this share of a kind's rows ask about tests, examples, docs or `.pyi` stubs
+    )
     paraphrases: int = 3  # prompt phrasings per fact and aspect
     seed: int = 13
     eval_fraction: float = 0.1  # share of facts (not rows) held out for eval

@@ -148,7 +148,8 @@ class ContextMaker:
         opening = describe(name, label, _clip_code(shown, gold), _FOCUS.get(aspect, ""), 2, kind, skip)
         if row["kind"] == "discovery":
             opening = "Yes: " + opening
-        answer = _fit(self.max_tokens, [opening, *rest])
+        also = self._related(node, blocks, shown, said + opening)
+        answer = _fit(self.max_tokens, [opening, *rest, *also])
         if answer is None:
             return False
         self._set(row, blocks, answer)
@@ -210,6 +211,36 @@ class ContextMaker:
             return None
         self._set(row, blocks, answer)
         return "negative"
+
+    def _related(self, node: Any, blocks: list[Block], shown: Block, said: str) -> list[str]:
+        """One sentence naming up to `related_blocks` other blocks shown that the graph ties to the
+        subject (it calls them, they call it, they share its class, or one holds the other), each
+        with its label: real questions often need several symbols, and an answer that reads one
+        block and ignores the rest of the code shown names fewer of them than the untuned base."""
+        if node is None or self.cfg.related_blocks <= 0:
+            return []
+        graph = self.k.graph
+        ties: dict[str, str] = {n.id: "which it calls" for n in graph.callees(node.id)}
+        ties.update({n.id: "which calls it" for n in graph.callers(node.id) if n.id not in ties})
+        owner = self.k.parent.get(node.id, "")
+        out: list[str] = []
+        for b in blocks:
+            if b is shown or len(out) >= self.cfg.related_blocks:
+                continue
+            other = graph.at(b.path, b.start)
+            if other is None or other.id == node.id or tick(other.qualname) in said:
+                continue
+            tie = ties.get(other.id)
+            holder = self.k.parent.get(other.id)
+            if tie is None and holder == node.id:
+                tie = f"a {other.type} of it"
+            elif tie is None and holder == owner and owner in self.k.nodes and other.type == node.type:
+                tie = f"another {other.type} of {tick(self.k.nodes[owner].qualname)}"
+            if tie is not None:
+                out.append(f"{tick(other.qualname)} {b.label}, {tie}")
+        if not out:
+            return []
+        return [f"Related code shown: {'; '.join(out)}."]
 
     # ---- pieces ------------------------------------------------------------------------------
     def _gold(self, row: dict[str, Any]) -> _Span | None:

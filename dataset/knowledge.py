@@ -13,6 +13,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from brain.intent import path_role
 from brain.nodes import load_nodes
 from brain.ontology import is_public
 from brain.text import split_identifier
@@ -55,6 +56,20 @@ class Knowledge:
             return True
         mod = self.nodes.get(node.path)
         return bool(mod is not None and mod.meta.get("test"))
+
+    def asked_later(self) -> frozenset[str]:
+        """Subjects asked about only after the library's own code: tests, examples and docs (by
+        path, as search tiers them: `tests/__init__.py` holds test mixins the extractor does not
+        mark), and a `.pyi` stub's declarations where its `.py` module defines the same qualname
+        (the stub's facts repeat the implementation's, and an answer should cite the code that runs)."""
+        defined = {(n.path, n.qualname) for n in self.nodes.values() if n.path.endswith(".py")}
+        return frozenset(
+            n.id
+            for n in self.nodes.values()
+            if self.is_test(n)
+            or path_role(n.path) != "library"
+            or (n.path.endswith(".pyi") and (n.path[:-1], n.qualname) in defined)
+        )
 
     def public_symbols(self) -> list[str]:
         """Public functions, methods and classes outside tests: the coverage denominator.

@@ -617,3 +617,38 @@ def test_training_rows_search_like_make_query(
         assert train.scfg == served.searcher.scfg and train.scfg.lexical_weight == 0.25
         question = "What does Cart.add return?"
         assert [h.id for h in train.search(question)] == [h.id for h in served.searcher.search(question)]
+
+
+def _rebuilt(shop: DatasetConfig, out: Path, **changes: Any) -> list[dict[str, Any]]:
+    cfg = replace(
+        shop,
+        out_jsonl=str(out / "train.jsonl"),
+        eval_jsonl=str(out / "eval.jsonl"),
+        stats_json=str(out / "stats.json"),
+        **changes,
+    )
+    build_dataset(cfg)
+    return _read(cfg.out_jsonl) + _read(cfg.eval_jsonl)
+
+
+def test_non_library_share_caps_rows_about_tests(shop: DatasetConfig, tmp_path: Path) -> None:
+    """Library code is asked first; tests fill only what is left, up to `non_library_share`."""
+    many = Counts(discovery=60, explain=120, howto=40, diag=20, architecture=40)
+
+    def about_tests(rows: list[dict[str, Any]]) -> int:
+        return sum(str(r.get("subject") or "").startswith("tests/") for r in rows)
+
+    assert about_tests(_rebuilt(shop, tmp_path / "all", counts=many)) > 0  # library code runs out
+    assert about_tests(_rebuilt(shop, tmp_path / "capped", counts=many, non_library_share=0.0)) == 0
+
+
+def test_related_blocks_name_graph_tied_blocks_shown(shop: DatasetConfig, tmp_path: Path) -> None:
+    """`related_blocks` closes an answer with other blocks shown that the graph ties to the subject,
+    each by its label: a label the row does not show is never named."""
+    rows = _rebuilt(shop, tmp_path / "related", context=ContextConfig(related_blocks=2))
+    related = [r for r in rows if "Related code shown:" in r["response"]]
+    assert related
+    for r in related:
+        tail = r["response"].split("Related code shown:", 1)[1]
+        labels = re.findall(r"\[([^\[\]\s]+:\d+-\d+)\]", tail)
+        assert labels and all(f"[{lab}]" in r["context"] for lab in labels), r["response"]
