@@ -71,9 +71,7 @@ class DatasetConfig:
     search_index: str | None = None  # default: beside the graph (as `make brain` writes it)
     counts: Counts = field(default_factory=Counts)
     negatives_per_example: float = 0.25  # negative rows per positive row of the same kind
-    non_library_share: float = (
-        1.0  # at most this share of a kind's rows ask about tests, examples, docs or `.pyi` stubs
-    )
+    non_library_share: float = 1.0  # cap on a kind's rows about tests, examples, docs, `.pyi` stubs
     paraphrases: int = 3  # prompt phrasings per fact and aspect
     seed: int = 13
     eval_fraction: float = 0.1  # share of facts (not rows) held out for eval

@@ -74,12 +74,12 @@ def select(
                 _rand(cfg.seed, c.aspect.fact, c.aspect.aspect, c.index),
             )
         )
-        cap = len([c for c in cands if c.aspect.subject not in later]) + int(want * cfg.non_library_share)
+        aside = int(want * cfg.non_library_share)  # rows that may ask about a subject in `later`
+        cap = sum(c.aspect.subject not in later for c in cands) + aside
         chosen = cands[: min(want, cap)]
         picks[kind] = chosen
         covered.update(c.aspect.subject for c in chosen if c.aspect.subject)
         if len(chosen) < want and len(chosen) == cap < len(cands):
-            aside = int(want * cfg.non_library_share)
             short[kind] = (
                 f"{kind}: {len(chosen)} of {want} rows: the library's own code offers {cap - aside} questions "
                 f"of this kind, and at most {aside} may ask about tests, examples, docs or stubs "

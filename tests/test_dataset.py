@@ -49,6 +49,19 @@ def _read(path: str | Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def _rebuilt(shop: DatasetConfig, out: Path, **changes: Any) -> list[dict[str, Any]]:
+    """The dataset rebuilt from `shop` with `changes`, into `out`: its train and held-out rows."""
+    cfg = replace(
+        shop,
+        out_jsonl=str(out / "train.jsonl"),
+        eval_jsonl=str(out / "eval.jsonl"),
+        stats_json=str(out / "stats.json"),
+        **changes,
+    )
+    build_dataset(cfg)
+    return _read(cfg.out_jsonl) + _read(cfg.eval_jsonl)
+
+
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> DatasetConfig:
     """Graph + brain of the Python fixture repository (with a README example), and a config for it."""
@@ -203,16 +216,7 @@ def test_held_out_rows_show_what_search_retrieves(shop: DatasetConfig, built: tu
 
 
 def test_context_share_zero_keeps_bare_questions(shop: DatasetConfig, tmp_path: Path) -> None:
-    out = tmp_path / "bare"
-    cfg = replace(
-        shop,
-        out_jsonl=str(out / "train.jsonl"),
-        eval_jsonl=str(out / "eval.jsonl"),
-        stats_json=str(out / "stats.json"),
-        context=ContextConfig(share=0.0),
-    )
-    build_dataset(cfg)
-    rows = _read(cfg.out_jsonl)
+    rows = _rebuilt(shop, tmp_path / "bare", context=ContextConfig(share=0.0))
     assert rows and all(r["messages"][0]["content"] == r["prompt"] and not r.get("context") for r in rows)
     assert all(schema_errors(r) == [] for r in rows)
 
@@ -617,18 +621,6 @@ def test_training_rows_search_like_make_query(
         assert train.scfg == served.searcher.scfg and train.scfg.lexical_weight == 0.25
         question = "What does Cart.add return?"
         assert [h.id for h in train.search(question)] == [h.id for h in served.searcher.search(question)]
-
-
-def _rebuilt(shop: DatasetConfig, out: Path, **changes: Any) -> list[dict[str, Any]]:
-    cfg = replace(
-        shop,
-        out_jsonl=str(out / "train.jsonl"),
-        eval_jsonl=str(out / "eval.jsonl"),
-        stats_json=str(out / "stats.json"),
-        **changes,
-    )
-    build_dataset(cfg)
-    return _read(cfg.out_jsonl) + _read(cfg.eval_jsonl)
 
 
 def test_non_library_share_caps_rows_about_tests(shop: DatasetConfig, tmp_path: Path) -> None:
