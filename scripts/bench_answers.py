@@ -332,7 +332,9 @@ def print_table(title: str, summary: dict[str, ArmSummary]) -> None:
                 _pct_of(s.resolve_pct, s.resolving, s.citations),
                 _pct_of(s.printed_pct, s.printed_ok, s.printed),
                 f"{s.pct('invents_name'):.1f}",
-                _pct_of(100.0 * s.invented / s.names_used if s.names_used else None, s.invented, s.names_used),
+                _pct_of(
+                    100.0 * s.invented / s.names_used if s.names_used else None, s.invented, s.names_used
+                ),
             ]
         )
     table(

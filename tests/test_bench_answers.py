@@ -11,8 +11,8 @@ from answer.citations import UNRESOLVED_MARK, find, mark
 from scripts.bench_answers import (
     ARMS,
     Item,
-    KnownNames,
     Job,
+    KnownNames,
     Span,
     by_model,
     code_names,
