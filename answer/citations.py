@@ -205,6 +205,7 @@ class Checked:
     missing: list[int] = field(default_factory=list)  # of those, the ones left without a valid citation
     marked: list[int] = field(default_factory=list)  # paragraphs marked [unverified]
     attributed: list[int] = field(default_factory=list)  # paragraphs given a block's label after decoding
+    unknown_names: list[str] = field(default_factory=list)  # code names nothing backs (answer.names)
 
     @property
     def valid(self) -> int:
@@ -228,6 +229,7 @@ class Checked:
             "paragraphs": self.paragraphs,
             "claims": len(self.needs),
             "unverified": len(self.marked),
+            "unknown_names": len(self.unknown_names),
         }
 
 
@@ -273,7 +275,8 @@ def support(paragraph: str, block: Block, block_words: frozenset[str] | None = N
 
 
 class Checker:
-    """Checks whole answers against a SymbolTable and, when given, the blocks that were shown."""
+    """Checks whole answers against a SymbolTable and, when given, the blocks that were shown
+    (and, given the question, the code names the answer uses: `answer.names`)."""
 
     def __init__(
         self,
@@ -281,10 +284,12 @@ class Checker:
         blocks: Sequence[Block] = (),
         *,
         attribute_threshold: float = ATTRIBUTE_THRESHOLD,
+        question: str | None = None,
     ) -> None:
         self.table = table
         self.blocks = [b for b in blocks if table.resolves(b.path, b.start, b.end)]
         self.threshold = attribute_threshold
+        self.question = question
         self._block_words: list[frozenset[str]] | None = None
 
     # ---- one citation ----------------------------------------------------------------------
@@ -420,7 +425,14 @@ class Checker:
             for i in missing:
                 out[i] = out[i].rstrip() + UNVERIFIED_MARK
                 marked.append(i)
-        return Checked("\n\n".join(out), records, len(paragraphs), needs, missing, marked, attributed)
+        unknown: list[str] = []
+        if self.question is not None:
+            from answer.names import KnownNames
+
+            unknown = KnownNames(self.table, self.question, self.blocks).unknown(text)
+        return Checked(
+            "\n\n".join(out), records, len(paragraphs), needs, missing, marked, attributed, unknown
+        )
 
     def best_block(self, paragraph: str) -> Block | None:
         """The shown block that best supports `paragraph`, when its support clears the threshold."""
@@ -470,6 +482,9 @@ def report(checked: Checked, blocks: Sequence[Block]) -> str:
             lines.append(f"  ok   {c.location}{how}" if c.resolves else f"  BAD  {c.location} ({c.reason})")
     if checked.marked:
         lines.append(f"unverified paragraphs: {len(checked.marked)}")
+    if checked.unknown_names:
+        names = ", ".join(f"`{n}`" for n in checked.unknown_names)
+        lines.append(f"names not found in the code graph, the question or the code shown: {names}")
     return "\n".join(lines)
 
 

@@ -147,7 +147,9 @@ def ask(
         provenance = {"model": done.model, "layout": LAYOUT, "blocks": len(blocks)}
         checked = None
         if retriever:
-            checked = Checker(retriever.symbols, blocks).check(done.text, enforce=cfg.enforce_citations)
+            checked = Checker(retriever.symbols, blocks, question=question).check(
+                done.text, enforce=cfg.enforce_citations
+            )
             provenance["graph_commit"] = retriever.graph.meta("commit")
         return Answer(
             question=question,

@@ -269,7 +269,7 @@ class Runner:
             t = time.perf_counter()
             raw = self._generate(prompt, packed, on_step_scale)
             timings["generate_s"] = _lap(t)
-        checked = self._check(raw, packed, enforce=c.citations_enforce)
+        checked = self._check(raw, packed, prompt, enforce=c.citations_enforce)
         provenance = self.provenance()
         body = checked.text
         text = body + "\n\n" + provenance_footer(provenance)
@@ -295,9 +295,11 @@ class Runner:
             append_telemetry(c.telemetry, self._telemetry(ans, selection, packed))
         return ans
 
-    def _check(self, raw: str, packed: Packed | None, *, enforce: bool) -> Checked:
-        """Repair, bind to the packed blocks, attribute and mark: answer.citations, as `make query`."""
-        return Checker(self.symbols, packed.blocks if packed is not None else []).check(raw, enforce=enforce)
+    def _check(self, raw: str, packed: Packed | None, question: str, *, enforce: bool) -> Checked:
+        """Repair, bind to the packed blocks, attribute, mark and name-check: answer.citations, as
+        `make query`."""
+        blocks = packed.blocks if packed is not None else []
+        return Checker(self.symbols, blocks, question=question).check(raw, enforce=enforce)
 
     def _generate(self, prompt: str, packed: Packed | None, scale: Any) -> str:
         c = self.cfg

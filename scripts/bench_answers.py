@@ -32,10 +32,8 @@ steps (a smoke run of the harness: its numbers say nothing about the default tra
 from __future__ import annotations
 
 import argparse
-import builtins
 import hashlib
 import json
-import keyword
 import os
 import re
 import subprocess
@@ -109,66 +107,6 @@ def names_gold(answer: str, names: Iterable[str]) -> bool:
     return any(_names_symbol(answer, n) for n in names)
 
 
-_IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
-_PYTHON_NAMES = frozenset(dir(builtins)) | frozenset(keyword.kwlist) | frozenset(sys.stdlib_module_names)
-_PYTHON_DUNDERS = frozenset(dir(object)) | frozenset(dir(type)) | frozenset(dir(lambda: None))
-
-
-class KnownNames:
-    """Whether a code name in an answer is backed by something: a symbol of the repository's
-    graph (by qualname or own name), a module or file of it, an identifier of the question or of
-    the code shown, or Python's own (a builtin, a keyword, a standard-library module and what it
-    holds). "Names or cites gold" rewards naming many symbols; this is its precision side: an
-    answer that invents API (`cache.set_value`, `functools.lru_ccache` passes as stdlib) misleads
-    the reader however many gold names it also drops."""
-
-    def __init__(self, symbols: Any, question: str, shown: Iterable[Any]) -> None:
-        self.symbols = symbols
-        self.words = set(_IDENTIFIER.findall(question))
-        for b in shown:
-            self.words.update(_IDENTIFIER.findall(b.code))
-        self.paths = [p.rsplit(".", 1)[0] for p in symbols.paths()]
-
-    def __call__(self, name: str) -> bool:
-        name = name.split("=", 1)[0].removeprefix("self.").strip(".")
-        parts = [p for p in name.split(".") if p]
-        if not parts:
-            return True
-        last = parts[-1]
-        if parts[0] in _PYTHON_NAMES or last in _PYTHON_DUNDERS or last in self.words:
-            return True
-        if self.symbols.named(name) or self.symbols.named(last):
-            return True
-        as_path = name.removesuffix(".py").replace(".", "/")
-        return any(p == as_path or p.endswith("/" + as_path) for p in self.paths)
-
-
-_DEFINED = re.compile(r"\b(?:def|class)\s+([A-Za-z_]\w*)|^\s*([A-Za-z_]\w*)\s*=(?!=)", re.M)
-_NAME_SHAPE = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
-
-
-def code_names(answer: str) -> list[str]:
-    """The API names an answer uses: `answer.citations.names_in`, a decorator's `@` dropped, minus
-    what is not a name (`-m`, quoted strings, `e.g`) and what the answer's own code defines (an
-    example's `def my_func` is not a claim about the repository)."""
-    from answer.citations import names_in
-
-    defined = {a or b for a, b in _DEFINED.findall(answer)}
-    out: list[str] = []
-    for n in names_in(answer):
-        n = n.lstrip("@")
-        if not _NAME_SHAPE.fullmatch(n) or all(len(p) == 1 for p in n.split(".")) or n in defined:
-            continue
-        if n not in out:
-            out.append(n)
-    return out
-
-
-def invented_names(answer: str, known: Any) -> list[str]:
-    """The answer's code names (`code_names`) that `known` does not back."""
-    return [n for n in code_names(answer) if not known(n)]
-
-
 def cites_gold(citations: Iterable[Any], spans: Sequence[Span]) -> bool:
     """Some citation (anything with path/start/end) overlaps a gold span."""
     return any(s.overlaps(c.path, c.start, c.end) for c in citations for s in spans)
@@ -213,7 +151,7 @@ class Scored:
     resolving: int  # of those, how many resolve in the graph
     printed_ok: int  # printed citations that resolve or are marked
     printed: int  # printed citations
-    invents_name: bool = False  # the model wrote a code name nothing backs (KnownNames)
+    invents_name: bool = False  # the model wrote a code name nothing backs (answer.names)
     names_used: int = 0  # code names the model wrote
     invented: int = 0  # of those, how many nothing backs
 
@@ -231,9 +169,11 @@ def score(
 ) -> Scored:
     """Score one answer. `raw_citations` carry `.resolves` as checked against the graph alone;
     `printed_citations` carry it as the product's checker set it (valid = bound to code shown);
-    `known` (a KnownNames) judges the code names of the raw answer, when given."""
+    `known` (an `answer.names.KnownNames`) judges the code names of the raw answer, when given."""
+    from answer.names import code_names
+
     valid = [c for c in printed_citations if c.resolves]
-    invented = invented_names(raw, known) if known is not None else []
+    invented = known.unknown(raw) if known is not None else []
     cited = cites_gold(valid, item.spans)
     ok, total = printed_citations_ok(printed, resolves, marks)
     return Scored(
@@ -550,6 +490,7 @@ def ask_all(
     answer is checked as `ask` checks it (`answer.citations.Checker` over the blocks shown).
     """
     from answer.citations import UNRESOLVED_MARK, Checker, check, find
+    from answer.names import KnownNames
     from answer.prompt import build_messages
     from inference.config import ServeFile
     from inference.query import Retriever, request_extras

@@ -24,6 +24,7 @@ from answer.citations import (
     report,
     support,
 )
+from answer.names import KnownNames, code_names
 from answer.prompt import LAYOUT, build_messages, training_messages
 from extractor.graph import Graph
 
@@ -195,6 +196,31 @@ def test_citations_must_name_a_shown_block(symbols: GraphSymbols) -> None:
     # a bare `path:line` is bracketed (a repair)
     bare = checker.check("`Cart.add` returns the new item, see shop/cart.py:13 for it.")
     assert bare.citations[0].resolves and bare.citations[0].repaired and "[shop/cart.py:13-13]" in bare.text
+
+
+def test_names_nothing_backs_are_reported(symbols: GraphSymbols) -> None:
+    g = symbols.graph
+    shown = [_block(g, "shop/cart.py", 15, 18)]
+    answer = (
+        "`Cart.checkout` calls `compute_total` and raises `ShopError`; see `shop.pricing`, "
+        "`functools.reduce`, `len(items)` and `obj.__name__`.\n\n"
+        "```python\ndef my_checkout(cart):\n    basket = cart\n```\n\n"
+        "Then call `cart.apply_discount(code)`, `Cart.empty_items` or `@cart_cached`, e.g. like this."
+    )
+    assert "my_checkout" not in code_names(answer) and "basket" not in code_names(answer)
+    assert "e.g" not in code_names(answer) and "cart_cached" in code_names(answer)
+    known = KnownNames(symbols, "Can a `Cart` be checked out twice?", shown)
+    assert known.unknown(answer) == ["cart.apply_discount", "Cart.empty_items", "cart_cached"]
+    assert known("Cart.add") and known("pricing.py") and known("self.items"), (
+        "graph symbols, files, shown code"
+    )
+
+    checked = Checker(symbols, shown, question="Can a `Cart` be checked out twice?").check(answer)
+    assert checked.unknown_names == ["cart.apply_discount", "Cart.empty_items", "cart_cached"]
+    assert "names not found in the code graph" in report(checked, shown) and "`Cart.empty_items`" in report(
+        checked, shown
+    )
+    assert Checker(symbols, shown).check(answer).unknown_names == [], "no question: names are not judged"
 
 
 def test_uncited_paragraph_gets_the_supporting_block_or_is_unverified(symbols: GraphSymbols) -> None:

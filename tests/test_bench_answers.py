@@ -8,15 +8,13 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from answer.citations import UNRESOLVED_MARK, find, mark
+from answer.names import KnownNames
 from scripts.bench_answers import (
     ARMS,
     Item,
     Job,
-    KnownNames,
     Span,
     by_model,
-    code_names,
-    invented_names,
     names_gold,
     nanodex_items,
     printed_citations_ok,
@@ -111,34 +109,28 @@ def test_score_one_answer():
 
 
 class _Symbols:
-    """A SymbolTable stand-in: two symbols and their files."""
+    """A SymbolTable stand-in: one class and its method, in one file."""
 
     def named(self, name: str) -> list[str]:
         return [name] if name in {"Environment.get_template", "get_template", "Environment"} else []
 
     def paths(self) -> list[str]:
-        return ["src/jinja/env.py", "src/jinja/loaders.py"]
+        return ["src/jinja/env.py"]
 
 
-def test_invented_names_are_those_nothing_backs():
-    shown = [SimpleNamespace(code="def get_template(self, name):\n    return self._load(name)")]
-    known = KnownNames(_Symbols(), "Can `Environment` cache templates?", shown)
-    answer = (
-        "Use `Environment.get_template` with `functools.lru_cache`, `os.path.join` and `self._load`; "
-        "see `jinja.loaders` and `len(x)`, `obj.__name__`.\n\n"
-        "```python\ndef my_loader(env):\n    cache = {}\n```\n\n"
-        "Then call `env.cache_template(name)`, `Environment.cached_get` or `@template_cache`, e.g. this."
-    )
-    assert "my_loader" not in code_names(answer) and "e.g" not in code_names(answer)
-    assert "template_cache" in code_names(answer)  # a decorator, without its @
-    assert invented_names(answer, known) == ["env.cache_template", "Environment.cached_get", "template_cache"]
-
-    s = score(ITEM, answer, [], answer, [], [], resolves_in({}), [], known)
-    assert (s.invents_name, s.invented, s.names_used) == (True, 3, len(code_names(answer)))
+def test_score_counts_invented_names_of_the_raw_answer():
+    known = KnownNames(_Symbols(), ITEM.question, [])
+    made_up = "Call `Environment.cached_get` or `env.cache_template(name)`, then `get_template`."
+    s = score(ITEM, made_up, [], "", [], [], resolves_in({}), [], known)
+    assert (s.invents_name, s.invented, s.names_used) == (True, 2, 3)
     clean = score(ITEM, "Call `get_template`.", [], "", [], [], resolves_in({}), [], known)
     assert (clean.invents_name, clean.invented, clean.names_used) == (False, 0, 1)
-    unjudged = score(ITEM, answer, [], answer, [], [], resolves_in({}), [])  # no KnownNames: not judged
+    unjudged = score(ITEM, made_up, [], made_up, [], [], resolves_in({}), [])  # no KnownNames: not judged
     assert (unjudged.invents_name, unjudged.names_used) == (False, 0)
+    totals = summarize(
+        [{"arm": "base + code", "scored": s.__dict__}, {"arm": "base + code", "scored": clean.__dict__}]
+    )
+    assert totals["base + code"].pct("invents_name") == 50.0 and totals["base + code"].invented == 2
 
 
 def test_printed_answers_of_the_product_checker_resolve_or_are_marked():
