@@ -17,6 +17,7 @@ from scripts.bench_answers import (
     by_model,
     names_gold,
     nanodex_items,
+    paired,
     printed_citations_ok,
     score,
     shows_gold,
@@ -294,3 +295,15 @@ def test_arms_are_asked_one_model_at_a_time():
     assert [{j.arm for j in p} for p in phases] == [{"base bare", "base + code"}, {"expert + code"}]
     assert sorted(j.digest for p in phases for j in p) == sorted(j.digest for j in jobs)
     assert by_model([j for j in jobs if j.arm == "expert + code"]) == [phases[1]]
+
+
+def test_paired_counts_the_questions_each_arm_alone_gets():
+    def rec(q: str, arm: str, hit: bool) -> dict:
+        return {"id": q, "arm": arm, "scored": {"names_gold": hit}}
+
+    records = [
+        *(rec(q, "expert + code", h) for q, h in (("q1", True), ("q2", True), ("q3", False), ("q4", False))),
+        *(rec(q, "base + code", h) for q, h in (("q1", True), ("q2", False), ("q3", True), ("q5", True))),
+    ]
+    # q4 and q5 were asked of one arm only: not a pair
+    assert paired(records, "expert + code", "base + code", "names_gold") == (1, 1, 1, 0)
