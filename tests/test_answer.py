@@ -198,6 +198,24 @@ def test_citations_must_name_a_shown_block(symbols: GraphSymbols) -> None:
     assert bare.citations[0].resolves and bare.citations[0].repaired and "[shop/cart.py:13-13]" in bare.text
 
 
+def test_a_label_after_a_name_is_bound_to_that_name_s_block(symbols: GraphSymbols) -> None:
+    g = symbols.graph
+    add, checkout = _block(g, "shop/cart.py", 10, 13), _block(g, "shop/cart.py", 15, 18)
+    checker = Checker(symbols, [add, checkout])
+    # the name and the label disagree, both shown: the label follows the name
+    wrong = checker.check("`Cart.checkout` [shop/cart.py:10-13] raises ShopError on an empty cart.")
+    assert "`Cart.checkout` [shop/cart.py:15-18]" in wrong.text and wrong.citations[0].repaired
+    # they agree: unchanged
+    right = checker.check("`Cart.add` [shop/cart.py:10-13] stores the item and returns it.")
+    assert right.text.startswith("`Cart.add` [shop/cart.py:10-13]") and not right.citations[0].repaired
+    # the named symbol is not shown: the label stays on the code that was shown
+    unshown = Checker(symbols, [add]).check("`Cart.checkout` [shop/cart.py:10-13] raises ShopError.")
+    assert "[shop/cart.py:10-13]" in unshown.text and not unshown.citations[0].repaired
+    # a label not right after a name is the paragraph's, not the name's
+    loose = checker.check("`Cart.checkout` raises; items are added here [shop/cart.py:10-13].")
+    assert "[shop/cart.py:10-13]" in loose.text
+
+
 def test_names_nothing_backs_are_reported(symbols: GraphSymbols) -> None:
     g = symbols.graph
     shown = [_block(g, "shop/cart.py", 15, 18)]
