@@ -365,7 +365,6 @@ class Checker:
                 return clipped
         return None
 
-    # ---- the whole answer ------------------------------------------------------------------
     def rebind(self, before: str, where: tuple[str, int, int]) -> tuple[str, int, int]:
         """A valid label written right after a name (`` `Retrying` [label] ``) that shows another
         block than the named symbol's: the named symbol's shown lines, when exactly one shown
@@ -375,15 +374,15 @@ class Checker:
         m = _NAME_BEFORE.search(before)
         if m is None or not self.blocks:
             return where
-        path, start, end = where
         shown = [s for s in self.about(f"`{m.group(1)}`") if self._shown(s)]
-        if len(shown) != 1 or any(
-            s.path == path and s.start_line <= end and start <= s.end_line for s in shown
-        ):
+        if len(shown) != 1:  # not shown, or ambiguous (one name in two files)
             return where
-        s = shown[0]
+        s, (path, start, end) = shown[0], where
+        if s.path == path and s.start_line <= end and start <= s.end_line:  # the label shows it
+            return where
         return self._clip(s.path, s.start_line, s.end_line) or where
 
+    # ---- the whole answer ------------------------------------------------------------------
     def check(self, text: str, *, enforce: bool = False, attribute: bool = True) -> Checked:
         """Validate and repair every citation; attach a supporting block to each uncited claim
         (`attribute`, when blocks were shown); mark what stays invalid, and with `enforce`

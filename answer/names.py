@@ -53,7 +53,6 @@ class KnownNames:
         self.words = set(_IDENTIFIER.findall(question))
         for b in shown:
             self.words.update(_IDENTIFIER.findall(b.code))
-        self.paths = [p.rsplit(".", 1)[0] for p in symbols.paths()]
 
     def __call__(self, name: str) -> bool:
         name = name.split("=", 1)[0].removeprefix("self.").strip(".")
@@ -65,8 +64,11 @@ class KnownNames:
             return True
         if self.symbols.named(name) or self.symbols.named(last):
             return True
-        as_path = name.removesuffix(".py").replace(".", "/")
-        return any(p == as_path or p.endswith("/" + as_path) for p in self.paths)
+        as_path = name.removesuffix(".py").replace(
+            ".", "/"
+        )  # a module or file: reached rarely, so scanned here
+        stems = (p.rsplit(".", 1)[0] for p in self.symbols.paths())
+        return any(p == as_path or p.endswith("/" + as_path) for p in stems)
 
     def unknown(self, answer: str) -> list[str]:
         """The answer's code names that nothing backs, in order of first use."""

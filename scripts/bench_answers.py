@@ -165,15 +165,16 @@ def score(
     blocks: Sequence[Any],
     resolves: Any,
     marks: Sequence[str],
-    known: Any = None,
+    unknown_names: Sequence[str] | None = None,
 ) -> Scored:
     """Score one answer. `raw_citations` carry `.resolves` as checked against the graph alone;
     `printed_citations` carry it as the product's checker set it (valid = bound to code shown);
-    `known` (an `answer.names.KnownNames`) judges the code names of the raw answer, when given."""
+    `unknown_names` are the raw answer's names nothing backs, as the checker found them
+    (`Checked.unknown_names`), when it judged names."""
     from answer.names import code_names
 
     valid = [c for c in printed_citations if c.resolves]
-    invented = known.unknown(raw) if known is not None else []
+    invented = list(unknown_names or ())
     cited = cites_gold(valid, item.spans)
     ok, total = printed_citations_ok(printed, resolves, marks)
     return Scored(
@@ -188,7 +189,7 @@ def score(
         printed_ok=ok,
         printed=total,
         invents_name=bool(invented),
-        names_used=len(code_names(raw)) if known is not None else 0,
+        names_used=len(code_names(raw)) if unknown_names is not None else 0,
         invented=len(invented),
     )
 
@@ -519,7 +520,6 @@ def ask_all(
     answer is checked as `ask` checks it (`answer.citations.Checker` over the blocks shown).
     """
     from answer.citations import UNRESOLVED_MARK, Checker, check, find
-    from answer.names import KnownNames
     from answer.prompt import build_messages
     from inference.config import ServeFile
     from inference.query import Retriever, request_extras
@@ -562,7 +562,9 @@ def ask_all(
             }
             text = rec["answer"]
             raw = check(find(text), retriever.symbols)
-            checked = Checker(retriever.symbols, j.shown).check(text, enforce=qcfg.enforce_citations)
+            checked = Checker(retriever.symbols, j.shown, question=j.item.question).check(
+                text, enforce=qcfg.enforce_citations
+            )
             s = score(
                 j.item,
                 text,
@@ -572,7 +574,7 @@ def ask_all(
                 j.shown,
                 retriever.symbols.resolves,
                 [UNRESOLVED_MARK],
-                KnownNames(retriever.symbols, j.item.question, j.shown),
+                checked.unknown_names,
             )
             records.append(
                 {
