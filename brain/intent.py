@@ -28,6 +28,8 @@ _ASKS_TESTS = re.compile(
 )
 _ASKS_EXAMPLES = re.compile(r"\b(examples?|demos?|samples?|tutorials?)\b", re.I)
 _ASKS_DOCS = re.compile(r"\b(docs|documentation|sphinx|conf\.py)\b", re.I)
+# code the user pasted: fenced blocks and `inline spans`
+_CODE = re.compile(r"```.*?```|`[^`\n]*`", re.S)
 # quoted runs of 2+ words: an error message or a phrase the user copied ("..." '...' `...` “...”)
 _QUOTED = re.compile(r"\"([^\"\n]{6,200})\"|“([^”\n]{6,200})”|'([^'\n]{6,200})'|`([^`\n]{6,200})`")
 # "SomeError: message" as pasted from a traceback
@@ -39,7 +41,7 @@ def path_role(path: str) -> str:
     """library, test, example or docs, from the path alone (`tests/test_x.py`, `docs/examples/a.py`)."""
     parts = path.replace("\\", "/").lower().split("/")
     name = parts[-1]
-    dirs = set(parts[:-1])
+    dirs = set(parts[:-1]) | {w for d in parts[:-1] for w in re.split(r"[-_.]", d) if w}  # typing-examples
     if dirs & _TEST_DIRS or name == "conftest.py" or name.startswith("test_") or name.endswith("_test.py"):
         return "test"
     if dirs & _DOC_DIRS:
@@ -66,11 +68,12 @@ class Intent:
 def read_intent(question: str) -> Intent:
     """The `Intent` of one question (deterministic, regular expressions only)."""
     wants = {"library"}
-    if _ASKS_TESTS.search(question):
+    prose = _CODE.sub(" ", question)  # `class Test` in pasted code is a name, not a question about tests
+    if _ASKS_TESTS.search(prose):
         wants.add("test")
-    if _ASKS_EXAMPLES.search(question):
+    if _ASKS_EXAMPLES.search(prose):
         wants.add("example")
-    if _ASKS_DOCS.search(question):
+    if _ASKS_DOCS.search(prose):
         wants.add("docs")
     quotes: list[str] = []
     errors: list[str] = []

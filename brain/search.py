@@ -101,6 +101,7 @@ class Searcher:
             self.name_words[r[0]] = _words(r[3] or "")
             owner = qual[: -len(r[3])].rstrip(".") if r[3] and qual.endswith(r[3]) else ""
             self.owner_words[r[0]] = _words(owner.rsplit(".", 1)[-1] if owner else Path(path).stem)
+        self.symbol_of = _symbols(self.cards)
         self._load_graph(conn, n)
         self._load_expansions(conn)
         self.built_from = self._check_fresh(conn)
@@ -171,7 +172,7 @@ class Searcher:
             card = self.cards[row]
             assert card is not None
             score = scores[i] if scores is not None else 0.0
-            key = _symbol(card)
+            key = self.symbol_of[row]
             old = best.get(key)
             if old is None:
                 best[key] = (score, row)
@@ -580,11 +581,31 @@ def _span(card: tuple | None) -> int:
     return int(card[6]) - int(card[5]) if card is not None else -1
 
 
-def _symbol(card: tuple | None) -> tuple[str, str]:
-    """A symbol's key, (module path, qualname): a `.pyi` stub declares its `.py` module's symbols."""
-    assert card is not None
-    path = str(card[4])
-    return (path[:-1] if path.endswith(".pyi") else path, str(card[3]))
+def _symbols(cards: Sequence[tuple | None]) -> list[tuple[str, str]]:
+    """Each card's symbol key, (module path, qualname).
+
+    A `.pyi` stub declares its `.py` module's symbols. A stub with no `.py` twin re-exports
+    (`attrs/__init__.pyi` declares `define`, implemented in `attr/_next_gen.py`): its
+    declaration is the one `.py` definition of that name and type, when there is exactly one,
+    so the pair takes one slot of the top k, not two.
+    """
+    paths = {str(c[4]) for c in cards if c is not None}
+    impls: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for c in cards:
+        if c is not None and not str(c[4]).endswith(".pyi"):
+            impls.setdefault((str(c[2]), str(c[1])), []).append((str(c[4]), str(c[3])))
+    keys: list[tuple[str, str]] = []
+    for c in cards:
+        if c is None:
+            keys.append(("", ""))
+            continue
+        path = str(c[4])
+        key = (path[:-1] if path.endswith(".pyi") else path, str(c[3]))
+        if path.endswith(".pyi") and path[:-1] not in paths:
+            found = impls.get((str(c[2]), str(c[1])), [])
+            key = found[0] if len(found) == 1 else key
+        keys.append(key)
+    return keys
 
 
 def _preferred(card: tuple | None) -> tuple[bool, int]:

@@ -9,6 +9,7 @@ are for a GPU run.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from nanodex.config import at_least
 from nanodex.paths import DEFAULT_EVAL_JSONL, DEFAULT_GRAPH, DEFAULT_NODES_DIR, DEFAULT_TRAIN_JSONL
@@ -58,6 +59,9 @@ class ContextConfig:
     cited_blocks: int = 1  # other spans the answer cites, shown beside the subject's code
     distractors: int = 2  # blocks search finds for the question, shown beside the cited code
     related_blocks: int = 0  # other blocks shown that the graph ties to the subject, named in the answer
+    # a training row's blocks: "shuffled" (the cited code among distractors) or "search" (what search
+    # retrieves for its question, in search order, as served; shuffled when search misses the code)
+    order: Literal["shuffled", "search"] = "shuffled"
     search_k: int = at_least(1, 8)  # search hits considered (held-out rows show these, as `make query` does)
     search_mode: str = "hybrid"  # as `make query`; without `make brain-embed` it runs lexical + graph
 

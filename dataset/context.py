@@ -101,12 +101,15 @@ class ContextMaker:
             return self._negative(row, held_out)
         if gold is None:
             return None
-        if held_out:
+        if held_out or (self.cfg.order == "search" and not absent):
             blocks, hits = self._retrieved(row["prompt"], self.cfg.tokens)
             shown = _best(blocks, gold)
-            if shown is None:
+            if shown is not None:
+                return self._positive(row, parts, blocks, shown, gold) and (
+                    "code_shown" if held_out else "shown"
+                )
+            if held_out:
                 return self._absent(row, blocks, hits, shuffle=False) and "absent"
-            return self._positive(row, parts, blocks, shown, gold) and "code_shown"
         if absent:
             blocks, hits = self._retrieved(row["prompt"], self.cfg.tokens, avoid=[gold, *self._cited(row)])
             return self._absent(row, blocks, hits, shuffle=True) and "absent"

@@ -127,6 +127,12 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
             except NanodexError as err:
                 errors.append(err)
         raise errors[0]
+    if origin is typing.Literal:
+        if value not in args:
+            raise NanodexError(
+                f"{where} must be one of {', '.join(map(str, args))}, got {value!r}", "fix the value"
+            )
+        return value
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise NanodexError(f"{where} must be a mapping", "see config/ for the expected shape")

@@ -644,3 +644,43 @@ def test_related_blocks_name_graph_tied_blocks_shown(shop: DatasetConfig, tmp_pa
         tail = r["response"].split("Related code shown:", 1)[1]
         labels = re.findall(r"\[([^\[\]\s]+:\d+-\d+)\]", tail)
         assert labels and all(f"[{lab}]" in r["context"] for lab in labels), r["response"]
+
+
+def test_search_order_shows_training_rows_what_search_retrieves(shop: DatasetConfig, tmp_path: Path) -> None:
+    """`order: search` asks a training row as a served question is asked: the blocks search packs
+    for its question, in search order, whenever they show the answering code (else the cited code
+    among distractors, shuffled, as by default)."""
+    from answer.blocks import pack_blocks
+    from dataset.build import _searcher
+
+    ctx = ContextConfig(order="search", absent_share=0.0)
+    cfg = replace(shop, context=ctx)
+    rows = _rebuilt(shop, tmp_path / "search", context=ctx)
+    train = {r["id"] for r in _read(str(tmp_path / "search" / "train.jsonl"))}
+    positives = [r for r in rows if r["id"] in train and not r["negative"] and r.get("context")]
+    as_searched = 0
+    with _searcher(cfg) as search, Graph(shop.graph) as g:
+        for r in positives:
+            hits = search.search(r["prompt"], ctx.search_k, mode=ctx.search_mode)
+            labels = [
+                b.label
+                for b in pack_blocks(
+                    hits, g.source, ctx.tokens, question=r["prompt"], window_lines=ctx.window_lines
+                )
+            ]
+            if labels == r["context"]:
+                as_searched += 1
+                continue
+            node = g.node(r["subject"]) if r.get("subject") else None
+            shown = node is not None and any(
+                f"[{node.path}:" in lab
+                and int(lab.rsplit(":", 1)[1].split("-")[0]) <= node.end_line
+                and node.start_line <= int(lab.rstrip("]").rsplit("-", 1)[1])
+                for lab in labels
+            )
+            assert not shown, (
+                r["prompt"],
+                labels,
+                r["context"],
+            )  # search showed it: the row must be as searched
+    assert as_searched >= len(positives) / 2, (as_searched, len(positives))

@@ -133,11 +133,14 @@ def test_intent_and_roles() -> None:
     ]
     assert path_role("docs/examples/x.py") == "example" and path_role("docs/conf.py") == "docs"
     assert path_role("examples/basic.py") == "example" and path_role("src/latest/x.py") == "library"
+    assert path_role("typing-examples/mypy.py") == "example" and path_role("src/my_tests/a.py") == "test"
     it = read_intent('Why do I get ValueError: "negative quantity" from `price()`?')
     assert it.wants == {"library"} and "ValueError" in it.errors and "negative quantity" in it.quotes
     assert "price" in " ".join(it.identifiers)
     assert read_intent("which test covers the checkout").role_ok("test")
     assert not read_intent("how does checkout work").role_ok("test")
+    # a name in pasted code is not a question about tests (`class Test`, `TestCase`)
+    assert not read_intent("With `@attr.s class Test` declaring `a = attr.ib()`, why?").role_ok("test")
 
 
 def test_library_code_outranks_tests_unless_asked(cfg: BrainConfig) -> None:
@@ -244,6 +247,8 @@ def test_a_stub_and_its_module_are_one_symbol(tmp_path: Path) -> None:
         "    for key in list(cache):\n        if cache[key] < now:\n            del cache[key]\n"
     )
     (repo / "window.pyi").write_text("def expire_entries(cache: dict, now: float) -> None: ...\n")
+    # a package stub that re-exports it (no `__init__.py` twin) declares the same symbol
+    (repo / "__init__.pyi").write_text("def expire_entries(cache: dict, now: float) -> None: ...\n")
     graph = tmp_path / "graph.sqlite"
     build_graph(tmp_path / "repo", graph, ["python"])
     cfg = BrainConfig(graph=str(graph), out_dir=str(tmp_path / "nodes"))
