@@ -8,6 +8,9 @@ default (`context.share` 1.0) every row carries code in that exact form:
   plus up to `cited_blocks` other spans its answer cites) among up to `distractors` blocks that
   search finds for the question, shuffled; the answer opens with the symbol and the label of
   its block and says what that code does, read from the lines shown (`dataset.describe`);
+- with `order: search` a training row is built like a held-out row (below) whenever search
+  shows its answering code: the served blocks in search order, so the row also teaches that the
+  first hits are likelier to answer; when search misses the code, the shuffled form above;
 - `absent_share` of the positive training rows show search results with the answering code
   left out, and the answer says so and cites the closest block shown (the top hit);
 - a negative row (a made-up name) shows the closest real thing among search results;
