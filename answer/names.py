@@ -64,9 +64,8 @@ class KnownNames:
             return True
         if self.symbols.named(name) or self.symbols.named(last):
             return True
-        as_path = name.removesuffix(".py").replace(
-            ".", "/"
-        )  # a module or file: reached rarely, so scanned here
+        # a module or file: a name rarely gets this far, so the paths are scanned here, not kept
+        as_path = name.removesuffix(".py").replace(".", "/")
         stems = (p.rsplit(".", 1)[0] for p in self.symbols.paths())
         return any(p == as_path or p.endswith("/" + as_path) for p in stems)
 

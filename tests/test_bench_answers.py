@@ -124,17 +124,8 @@ def test_score_counts_invented_names_of_the_raw_answer():
     made_up = "Call `Environment.cached_get` or `env.cache_template(name)`, then `get_template`."
     s = score(ITEM, made_up, [], "", [], [], resolves_in({}), [], known.unknown(made_up))
     assert (s.invents_name, s.invented, s.names_used) == (True, 2, 3)
-    clean = score(
-        ITEM,
-        "Call `get_template`.",
-        [],
-        "",
-        [],
-        [],
-        resolves_in({}),
-        [],
-        known.unknown("Call `get_template`."),
-    )
+    real = "Call `get_template`."
+    clean = score(ITEM, real, [], "", [], [], resolves_in({}), [], known.unknown(real))
     assert (clean.invents_name, clean.invented, clean.names_used) == (False, 0, 1)
     unjudged = score(ITEM, made_up, [], made_up, [], [], resolves_in({}), [])  # names not judged
     assert (unjudged.invents_name, unjudged.names_used) == (False, 0)

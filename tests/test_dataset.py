@@ -651,6 +651,7 @@ def test_search_order_shows_training_rows_what_search_retrieves(shop: DatasetCon
     for its question, in search order, whenever they show the answering code (else the cited code
     among distractors, shuffled, as by default)."""
     from answer.blocks import pack_blocks
+    from answer.citations import parse
     from dataset.build import _searcher
 
     ctx = ContextConfig(order="search", absent_share=0.0)
@@ -673,10 +674,8 @@ def test_search_order_shows_training_rows_what_search_retrieves(shop: DatasetCon
                 continue
             node = g.node(r["subject"]) if r.get("subject") else None
             shown = node is not None and any(
-                f"[{node.path}:" in lab
-                and int(lab.rsplit(":", 1)[1].split("-")[0]) <= node.end_line
-                and node.start_line <= int(lab.rstrip("]").rsplit("-", 1)[1])
-                for lab in labels
+                c.path == node.path and c.start <= node.end_line and node.start_line <= c.end
+                for c in map(parse, labels)
             )
             assert not shown, (
                 r["prompt"],
