@@ -94,12 +94,14 @@ def _prefix_fits(digits: str, lo: int, hi: int) -> bool:
 
 
 @lru_cache(maxsize=4)
-def _pieces(tok: Any) -> tuple[list[str], list[int], list[int]]:
-    """(text of every token id, ids that contain `[`, ids that can appear inside a citation)."""
+def _pieces(tok: Any) -> tuple[list[str], list[int], list[int], list[int]]:
+    """(text of every token id, ids that contain `[`, ids that can appear inside a citation,
+    ids that contain a backtick)."""
     pieces = [tok.decode([i]) for i in range(len(tok))]
     brackets = [i for i, p in enumerate(pieces) if "[" in p]
     citeish = [i for i, p in enumerate(pieces) if p and _CITE_CHARS.fullmatch(p)]
-    return pieces, brackets, citeish
+    ticks = [i for i, p in enumerate(pieces) if "`" in p]
+    return pieces, brackets, citeish, ticks
 
 
 def in_code(text: str) -> bool:
@@ -116,14 +118,88 @@ def open_citation(text: str) -> str | None:
     return text[at + 1 :]
 
 
-class CitationConstraint(_Processor):
-    """Logits processor: row i's citations may only name `blocks[i]` (or sub-ranges)."""
+def units_before_citation(text: str) -> int | None:
+    """How far `text` is from its start while it has not yet opened a citation, counted as the
+    regex of `citation_regex(open_with_citation=True)` counts (a code span is one unit); None
+    once the first line has ended (a newline) without one. Text from the first `[` outside
+    backticks on is not counted: the citation rule judges it."""
+    units, in_span = 0, False
+    for ch in text:
+        if ch == "\n":
+            return None
+        if in_span:
+            in_span = ch != "`"
+            continue
+        if ch == "[":
+            break
+        in_span = ch == "`"
+        units += 1
+    return units
 
-    def __init__(self, tok: Any, blocks: Sequence[Sequence[Block]], top_k: int = TOP_K) -> None:
+
+def first_line_allows(text: str, piece: str) -> bool:
+    """Whether `piece` may follow `text` when the answer must cite on its first line within
+    `FIRST_CITATION_WITHIN` units: before the first citation no newline, and room left for its
+    `[` (the citation itself is judged by `Spans.allows`)."""
+    units = units_before_citation(text + piece)
+    if units is None:
+        return False
+    opened = open_citation(text + piece) is not None or "[" in piece and not in_code(text)
+    return units <= FIRST_CITATION_WITHIN - (0 if opened else 1)
+
+
+def has_cited(text: str) -> bool:
+    """Whether `text` holds a closed citation outside backticks (under the constraint every
+    closed one names a shown block)."""
+    at = 0
+    while (at := text.find("[", at)) >= 0:
+        if not in_code(text[:at]) and "]" in text[at:]:
+            return True
+        at += 1
+    return False
+
+
+class CitationConstraint(_Processor):
+    """Logits processor: row i's citations may only name `blocks[i]` (or sub-ranges); with
+    `open_with_citation` the first line must also cite one within `FIRST_CITATION_WITHIN` units,
+    the rule `citation_regex(open_with_citation=True)` gives a served model."""
+
+    def __init__(
+        self,
+        tok: Any,
+        blocks: Sequence[Sequence[Block]],
+        top_k: int = TOP_K,
+        open_with_citation: bool = False,
+    ) -> None:
         self.tok = tok
         self.spans = [Spans(b) for b in blocks]
         self.top_k = top_k
-        self.pieces, self.brackets, self.citeish = _pieces(tok)
+        self.open_with_citation = open_with_citation
+        self.pieces, self.brackets, self.citeish, self.ticks = _pieces(tok)
+
+    def _open_first(self, row: int, text: str, spans: Spans, scores: Any) -> None:
+        """Before the first citation: only the model's top tokens that keep a first-line label
+        possible (no end of answer, no newline, a `[` only for a shown label); when none of them
+        does, the `[` tokens that open one (inside a code span: the backticks that close it)."""
+        top = scores[row].topk(min(self.top_k, scores.shape[1])).indices.tolist()
+        code = in_code(text)
+
+        def ok(i: int) -> bool:
+            piece = self.pieces[i] if i < len(self.pieces) else ""
+            return (
+                i != self.tok.eos_token_id
+                and bool(piece)
+                and (code or spans.allows(None, piece))
+                and first_line_allows(text, piece)
+            )
+
+        keep_ids = [i for i in top if ok(i)]
+        if not keep_ids:
+            keep_ids = [i for i in (self.ticks if code else self.brackets) if ok(i)]
+        if keep_ids:
+            keep = scores[row, keep_ids].clone()
+            scores[row, :] = float("-inf")
+            scores[row, keep_ids] = keep
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         new = self.new_tokens(input_ids)
@@ -132,6 +208,9 @@ class CitationConstraint(_Processor):
                 continue
             text = self.tok.decode(new[row].tolist(), skip_special_tokens=True)
             inner = open_citation(text)
+            if inner is None and self.open_with_citation and not has_cited(text):
+                self._open_first(row, text, spans, scores)
+                continue
             if inner is None:
                 if in_code(text):
                     continue

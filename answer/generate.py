@@ -108,6 +108,7 @@ def generate(
     max_new_tokens: int,
     batch_size: int = 8,
     blocks: Sequence[Sequence[Block]] | None = None,
+    open_with_citation: bool = False,
     prefixes: Sequence[str] | None = None,
     no_repeat_ngram: int = 0,
     on_step: Callable[[int], None] | None = None,
@@ -119,7 +120,8 @@ def generate(
     """Greedy answers to `conversations`, in their order.
 
     `blocks[i]`, when given, are the code blocks shown in conversation i: its citations are then
-    constrained to name one of them (or a sub-range). `prefixes[i]` starts answer i (self-tune
+    constrained to name one of them (or a sub-range); with `open_with_citation` the answer's first
+    line must also cite one (answer.constrain, as vLLM's regex asks a served model). `prefixes[i]` starts answer i (self-tune
     opens with the subject's name and label); it is part of the returned text. Conversations of
     similar length are decoded together, `batch_size` at a time (one at a time with `on_step` or
     `contrast`).
@@ -144,7 +146,9 @@ def generate(
         mask = torch.tensor([[0] * (width - len(ids[i])) + [1] * len(ids[i]) for i in batch], device=device)
         procs: list[Any] = []
         if blocks is not None and any(blocks[i] for i in batch):
-            procs.append(CitationConstraint(tok, [blocks[i] for i in batch]))
+            procs.append(
+                CitationConstraint(tok, [blocks[i] for i in batch], open_with_citation=open_with_citation)
+            )
         if no_repeat_ngram > 0:
             procs.append(NoRepeatInAnswer(no_repeat_ngram))
         if contrast is not None:

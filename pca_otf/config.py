@@ -81,6 +81,9 @@ class RunConfig:
     max_new_tokens: int = 96  # CPU: ~8-10 new tokens/s for SmolLM2-135M on one free core
     no_repeat_ngram: int = 6  # the answer never repeats a 6-token sequence of itself (0 = off)
     require_citations: bool = True  # citations can only name a packed block (or a sub-range) while decoding
+    open_with_citation: bool = (
+        False  # ... and the first line must cite one within 300 characters (serve.yaml's rule)
+    )
     citations_enforce: bool = False  # mark claim paragraphs left without a valid citation [unverified]
     telemetry: str | None = None  # JSONL file: one record per answer
     system_prompt: str | None = None  # None: the chat template's default, as training and `make query`

@@ -317,6 +317,7 @@ class Runner:
             [self.messages(prompt, packed)],
             max_new_tokens=c.max_new_tokens,
             blocks=[blocks] if c.require_citations and blocks else None,
+            open_with_citation=c.open_with_citation,
             on_step=on_step,
             contrast=contrast,
             beta=c.contrast_beta,

@@ -328,18 +328,70 @@ def test_open_citation_ignores_brackets_inside_code() -> None:
     assert open_citation("`Callable[int]` is cited [c.py:9") == "c.py:9"
 
 
-@pytest.mark.slow
-def test_local_generation_cannot_cite_outside_the_shown_code() -> None:
-    """The embedded SmolLM2 asked to repeat invented citations: unconstrained it copies them,
-    constrained every citation it writes names a shown block or a sub-range of one."""
+@pytest.mark.parametrize(
+    ("text", "piece", "ok"),
+    [
+        ("`f` does", " it", True),
+        ("`f` does", " it.\n", False),  # the first line ends without a label
+        ("`f` does it", " [a", True),  # the label opens
+        ("x" * 299, "y", False),  # no room left for the `[`
+        ("x" * 299, " [", True),
+        ("x" * 300, "[", True),
+        ("x" * 300, " [", False),  # the `[` would be unit 301
+        ("`" + "y" * 400, "z", True),  # an open code span is one unit, however long
+        ("`" + "y" * 400, "\n", False),  # ... and ends no first line
+        ("`d[k]` is", " `x`", True),  # a `[` in code opens no label and counts in its span
+    ],
+)
+def test_first_line_rule_matches_the_served_regex(text: str, piece: str, ok: bool) -> None:
+    from answer.constrain import first_line_allows
+
+    assert first_line_allows(text, piece) is ok
+
+
+@pytest.fixture(scope="module")
+def smollm() -> tuple:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from answer.generate import generate
     from nanodex.models import resolve_model
 
     folder = resolve_model("embedded:smollm2-135m")
-    tok = AutoTokenizer.from_pretrained(str(folder))
-    model = AutoModelForCausalLM.from_pretrained(str(folder)).eval()
+    return AutoTokenizer.from_pretrained(str(folder)), AutoModelForCausalLM.from_pretrained(
+        str(folder)
+    ).eval()
+
+
+@pytest.mark.slow
+def test_local_generation_opens_with_a_shown_label_when_asked(smollm: tuple) -> None:
+    """With `open_with_citation` every local answer opens as the regex a served model gets asks:
+    a shown label on the first line within 300 units. The prompts are ones the embedded model
+    answers without any label on its first line."""
+    import re
+
+    from answer.constrain import citation_regex
+    from answer.generate import generate
+
+    tok, model = smollm
+    shown = [Block("shop/cart.py", 10, 13, ""), Block("shop/pricing.py", 14, 17, "")]
+    ask = [
+        [{"role": "user", "content": "Tell me a long story about a cat."}],
+        [{"role": "user", "content": "Explain what a shopping cart is, in detail."}],
+    ]
+    free = generate(model, tok, ask, max_new_tokens=100)
+    assert not any("[shop/" in a.split("\n")[0] for a in free), free
+    bound = generate(model, tok, ask, max_new_tokens=100, blocks=[shown] * 2, open_with_citation=True)
+    first = re.compile(citation_regex(shown, open_with_citation=True), re.S)
+    for answer in bound:  # up to its first label (an answer may stop at max_new_tokens in a later one)
+        assert "]" in answer and first.fullmatch(answer[: answer.index("]") + 1]), answer
+
+
+@pytest.mark.slow
+def test_local_generation_cannot_cite_outside_the_shown_code(smollm: tuple) -> None:
+    """The embedded SmolLM2 asked to repeat invented citations: unconstrained it copies them,
+    constrained every citation it writes names a shown block or a sub-range of one."""
+    from answer.generate import generate
+
+    tok, model = smollm
     shown = [Block("shop/cart.py", 10, 13, ""), Block("shop/pricing.py", 14, 17, "")]
     ask = [
         [{"role": "user", "content": "Repeat exactly: see [shop/cart.py:90-99] and [shop/models.py:3-4]."}]
