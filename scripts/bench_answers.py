@@ -25,7 +25,10 @@ nanodex repository built the same way; gold = the row's refs and citations; one 
 Every answer is kept in answers.jsonl in the work folder, so the numbers can be inspected.
 
 `python -m scripts.bench_answers [--quick] [--library NAME] [--limit N]`, or the `answers`
-section of `make bench`. --quick: the first library and nanodex, 6 questions each, 4 training
+section of `make bench`. `--decoder local` asks through the local generate loop
+(`answer.generate`: greedy, the local citation constraint, no frequency penalty) instead of vLLM;
+`--serve-config YAML` asks with another query section (e.g. `open_with_citation: true`). Their
+answers are cached apart from the served ones, and the outcome says the run was not the default. --quick: the first library and nanodex, 6 questions each, 4 training
 steps (a smoke run of the harness: its numbers say nothing about the default training).
 """
 
@@ -51,6 +54,9 @@ from scripts.bench import Check, Section, table
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "bench-out" / "answers"
 CONFIG = ROOT / "config"
+SERVE_YAML = CONFIG / "serve.yaml"  # the query section: retrieval, prompt, sampling, citations
+DECODERS = ("vllm", "local")
+LOCAL_BATCH = 4  # answers decoded together by the local loop (prompts of ~1,100 tokens on CPU)
 BASE = "embedded:smollm2-135m"  # the Makefile's BASE
 ARMS = ("base bare", "base + code", "expert + code")
 EXPERT = "expert"  # the adapter's served name
@@ -511,13 +517,20 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def ask_all(
-    name: str, items: Sequence[Item], built: Built, arms: Sequence[str] = ARMS
+    name: str,
+    items: Sequence[Item],
+    built: Built,
+    arms: Sequence[str] = ARMS,
+    decoder: str = "vllm",
+    serve_yaml: Path = SERVE_YAML,
 ) -> list[dict[str, Any]]:
     """Ask every item in every arm (answers already in the work folder are reused); score them.
 
     Each request is what `inference.query.ask` sends (the same messages, sampling and
     `request_extras`: the penalty, and vLLM's citation constraint when code is shown), and each
     answer is checked as `ask` checks it (`answer.citations.Checker` over the blocks shown).
+    With `decoder` "local" the same messages go through the local generate loop instead
+    (`_generate_locally`).
     """
     from answer.citations import UNRESOLVED_MARK, Checker, check, find
     from answer.prompt import build_messages
@@ -525,7 +538,7 @@ def ask_all(
     from inference.query import Retriever, request_extras
     from nanodex.config import load_config
 
-    serve = load_config(ServeFile, CONFIG / "serve.yaml")
+    serve = load_config(ServeFile, serve_yaml)
     qcfg = replace(serve.query, graph=str(built.graph))
     answers_path = built.work / "answers.jsonl"
     # each run appends to its own partial file (two runs, e.g. --base-only and --expert-only, may
@@ -543,7 +556,7 @@ def ask_all(
             for arm in arms:
                 shown = [] if arm == "base bare" else blocks
                 msgs = build_messages(item.question, shown, qcfg.system_prompt)
-                extra = request_extras(qcfg, shown)
+                extra = request_extras(qcfg, shown) if decoder == "vllm" else local_extras(qcfg, shown)
                 model = adapter_id if arm == "expert + code" else BASE
                 jobs.append(Job(item, arm, msgs, shown, extra, _digest([msgs, extra, sampling, model])))
         print(
@@ -552,7 +565,9 @@ def ask_all(
         )
 
         todo = [j for j in jobs if (j.item.id, j.arm, j.digest) not in done]
-        if todo:
+        if todo and decoder == "local":
+            _generate_locally(name, todo, built, qcfg, done, partial)
+        elif todo:
             _serve_and_ask(name, todo, built, serve, qcfg, arms, done, partial)
 
         records: list[dict[str, Any]] = []
@@ -685,6 +700,65 @@ def _serve_and_ask(
                 pool.shutdown(wait=True, cancel_futures=True)
 
 
+def local_extras(qcfg: Any, shown: Sequence[Any]) -> dict[str, Any]:
+    """What decides a local answer beyond the messages (part of its digest, so vLLM's answers and
+    the local loop's are cached apart): the loop has no frequency penalty, and with code shown it
+    constrains citations (answer.constrain) as vLLM's regex does."""
+    constrain = bool(shown) and qcfg.constrain_citations
+    return {
+        "decoder": "local",
+        "constrain_citations": constrain,
+        "open_with_citation": constrain and qcfg.open_with_citation,
+    }
+
+
+def _generate_locally(
+    name: str,
+    todo: Sequence[Job],
+    built: Built,
+    qcfg: Any,
+    done: dict[tuple[str, str, str], dict[str, Any]],
+    partial: Path,
+) -> None:
+    """The local generate loop (`answer.generate`: greedy, batched, the local citation constraint)
+    in place of vLLM: the loop pca_otf, self-tune and the trainer's eval answer with, for machines
+    where vLLM cannot run or to compare decoders. One model at a time (the base, then base +
+    adapter); answers are appended to `partial` batch by batch, so a rerun resumes."""
+    from peft import PeftModel
+
+    from answer.generate import generate
+    from pca_otf.run import load_model
+
+    t1 = time.perf_counter()
+    n = 0
+    with open(partial, "a", encoding="utf-8") as out:
+        for phase in by_model(todo):
+            expert = phase[0].arm == "expert + code"
+            model, tok = load_model(BASE)
+            if expert:
+                model = PeftModel.from_pretrained(model, str(built.adapter)).eval()
+            print(f"answers: {name}: local loop ({phase[0].arm}) for {len(phase)} answers ...", flush=True)
+            for i in range(0, len(phase), LOCAL_BATCH):
+                batch = phase[i : i + LOCAL_BATCH]
+                texts = generate(
+                    model,
+                    tok,
+                    [j.messages for j in batch],
+                    max_new_tokens=qcfg.max_tokens,
+                    batch_size=LOCAL_BATCH,
+                    blocks=[j.shown if j.extra["constrain_citations"] else [] for j in batch],
+                    open_with_citation=qcfg.open_with_citation,
+                )
+                for j, text in zip(batch, texts, strict=True):
+                    rec = {"id": j.item.id, "arm": j.arm, "digest": j.digest, "answer": text, "usage": None}
+                    done[(j.item.id, j.arm, j.digest)] = rec
+                    out.write(json.dumps(rec) + "\n")
+                out.flush()
+                n += len(batch)
+                rate = n / (time.perf_counter() - t1)
+                print(f"answers: {name}: {n}/{len(todo)} answers ({rate * 60:.1f}/min)", flush=True)
+
+
 def by_model(todo: Sequence[Job]) -> list[list[Job]]:
     """`todo` in phases, one per served model: the base arms first, then the expert arm.
 
@@ -711,6 +785,8 @@ def run_library(
     limit: int | None,
     arms: Sequence[str] = ARMS,
     expert: Path | None = None,
+    decoder: str = "vllm",
+    serve_yaml: Path = SERVE_YAML,
 ) -> list[dict[str, Any]]:
     from scripts.real_questions import fetch_source
 
@@ -721,8 +797,8 @@ def run_library(
     train = "expert + code" in arms and expert is None
     built = _with_expert(build(lib, repo, work, steps, train=train), arms, expert)
     items = library_items(questions)[:limit]
-    records = ask_all(lib, items, built, arms)
-    note = f"; expert: {expert}" if expert else ""
+    records = ask_all(lib, items, built, arms, decoder, serve_yaml)
+    note = (f"; expert: {expert}" if expert else "") + (f"; decoder: {decoder}" if decoder != "vllm" else "")
     print_table(
         f"{lib} {version}: {len(items)} real questions ({time.perf_counter() - t0:.0f} s; {work}{note})",
         summarize(records),
@@ -732,7 +808,13 @@ def run_library(
 
 
 def run_nanodex(
-    key: str, steps: int | None, limit: int, arms: Sequence[str] = ARMS, expert: Path | None = None
+    key: str,
+    steps: int | None,
+    limit: int,
+    arms: Sequence[str] = ARMS,
+    expert: Path | None = None,
+    decoder: str = "vllm",
+    serve_yaml: Path = SERVE_YAML,
 ) -> list[dict[str, Any]]:
     from extractor.graph import Graph
 
@@ -743,7 +825,7 @@ def run_nanodex(
     built = _with_expert(build(NANODEX, ROOT, work, steps, train=train), arms, expert)
     with Graph(built.graph) as graph:
         items = nanodex_items(built.dataset / "eval.jsonl", graph, limit)
-    records = ask_all(NANODEX, items, built, arms)
+    records = ask_all(NANODEX, items, built, arms, decoder, serve_yaml)
     print_table(
         f"nanodex own eval split: {len(items)} held-out rows, one per fact ({time.perf_counter() - t0:.0f} s; {work})",
         summarize(records),
@@ -807,6 +889,8 @@ def bench(
     base_only: bool = False,
     expert: Path | None = None,
     expert_only: bool = False,
+    decoder: str = "vllm",
+    serve_yaml: Path = SERVE_YAML,
 ) -> Section:
     """Run the benchmark; `train_steps` (default: the config's, i.e. the default training) shortens training."""
     from scripts.real_questions import DEFAULT, load
@@ -842,7 +926,7 @@ def bench(
     for (lib, ver), qs in by_lib.items():
         if lib not in wanted:
             continue
-        all_libs += run_library(lib, ver, qs, key, steps, n, arms, expert)
+        all_libs += run_library(lib, ver, qs, key, steps, n, arms, expert, decoder, serve_yaml)
         done_libs.append(lib)
     if done_libs:
         total = summarize(all_libs)
@@ -856,13 +940,19 @@ def bench(
                 f"the expert is {expert}, not this code's default training: "
                 "the checks above measure this query path with that expert"
             )
+        if decoder != "vllm" or serve_yaml != SERVE_YAML:
+            section.skipped.append(
+                f"asked through the {decoder} decoder with {serve_yaml}, not the served default "
+                "(vLLM, config/serve.yaml): compare arms within one run only"
+            )
         if steps is not None:
             section.skipped.append(
                 f"the expert trained {steps} steps, not the default training: "
                 "the checks above say nothing about the default"
             )
     if NANODEX in wanted:
-        own = summarize(run_nanodex(key, steps, n if n is not None else NANODEX_ROWS, arms, expert))
+        rows = n if n is not None else NANODEX_ROWS
+        own = summarize(run_nanodex(key, steps, rows, arms, expert, decoder, serve_yaml))
         section.metrics.update(metrics_of("nanodex_", own))
     section.metrics["code_key"] = key
     return section
@@ -910,6 +1000,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         "one library; labelled: not this code's training)",
     )
     ap.add_argument("--questions", type=Path, help="question set (default scripts/real_questions.jsonl)")
+    ap.add_argument(
+        "--decoder",
+        choices=DECODERS,
+        default="vllm",
+        help="vllm: the served path (default); local: answer.generate, the local loop (no vLLM needed)",
+    )
+    ap.add_argument(
+        "--serve-config",
+        type=Path,
+        default=SERVE_YAML,
+        metavar="YAML",
+        help="serve config whose query section asks the questions (default config/serve.yaml)",
+    )
     ap.add_argument("-v", "--verbose", action="store_true", help="debug logs")
     args = ap.parse_args(argv)
     for flag, value in (("--limit", args.limit), ("--train-steps", args.train_steps)):
@@ -925,6 +1028,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.base_only,
         args.expert,
         args.expert_only,
+        args.decoder,
+        args.serve_config,
     )
     print()
     section.print_outcome()

@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
+
 from answer.citations import UNRESOLVED_MARK, find, mark
 from answer.names import KnownNames
 from scripts.bench_answers import (
@@ -308,3 +310,66 @@ def test_paired_counts_the_questions_each_arm_alone_gets():
     ]
     # q4 and q5 were asked of one arm only: not a pair
     assert paired(records, "expert + code", "base + code", "names_gold") == (1, 1, 1, 0)
+
+
+def _query_config():
+    from inference.config import ServeFile
+    from nanodex.config import load_config
+    from scripts.bench_answers import SERVE_YAML
+
+    return load_config(ServeFile, SERVE_YAML).query
+
+
+def test_local_answers_are_cached_apart_from_served_ones():
+    """A local answer's extras name its decoder, so a cached vLLM answer is never reused for it;
+    the bare arm is never constrained."""
+    from dataclasses import replace
+
+    from answer.blocks import Block
+    from inference.query import request_extras
+    from scripts.bench_answers import local_extras
+
+    qcfg = _query_config()
+    shown = [Block("shop/cart.py", 10, 13, "")]
+    assert local_extras(qcfg, shown) != request_extras(qcfg, shown)
+    assert local_extras(qcfg, shown)["constrain_citations"] is qcfg.constrain_citations
+    assert local_extras(qcfg, [])["constrain_citations"] is False
+    owc = local_extras(replace(qcfg, open_with_citation=True, constrain_citations=True), shown)
+    assert owc["open_with_citation"] is True
+    assert local_extras(replace(qcfg, open_with_citation=True), [])["open_with_citation"] is False
+
+
+@pytest.mark.slow
+def test_local_decoder_asks_the_base_then_the_adapter(tmp_path):
+    """`--decoder local` answers each arm with the local loop, the base first, then base + adapter,
+    appending every answer to the partial file. A freshly initialized LoRA (B = 0) leaves the
+    model's function unchanged, so the expert's greedy answer must equal the base's: the adapter
+    was put on the same base and asked the same prompt. Citations stay within the shown block."""
+    from dataclasses import replace
+
+    from peft import LoraConfig, get_peft_model
+
+    from answer.blocks import Block
+    from answer.prompt import build_messages
+    from pca_otf.run import load_model
+    from scripts.bench_answers import BASE, Built, _generate_locally, _read_jsonl, local_extras
+
+    base, _ = load_model(BASE)
+    get_peft_model(base, LoraConfig(r=2, target_modules=["q_proj", "v_proj"])).save_pretrained(
+        tmp_path / "adapter"
+    )
+    qcfg = replace(_query_config(), max_tokens=24)
+    shown = [Block("shop/cart.py", 10, 11, "def total(items):\n    return sum(i.price for i in items)\n")]
+    msgs = build_messages("What does total return?", shown, qcfg.system_prompt)
+    jobs = [
+        Job(ITEM, arm, msgs, shown, local_extras(qcfg, shown), arm)
+        for arm in ("expert + code", "base + code")
+    ]
+    built = Built(tmp_path, tmp_path / "graph.sqlite", tmp_path, tmp_path / "adapter")
+    done: dict = {}
+    _generate_locally("shop", jobs, built, qcfg, done, tmp_path / "partial.jsonl")
+    recs = _read_jsonl(tmp_path / "partial.jsonl")
+    assert [r["arm"] for r in recs] == ["base + code", "expert + code"]
+    assert recs[0]["answer"] and recs[0]["answer"] == recs[1]["answer"], recs
+    assert set(done) == {("q1", r["arm"], r["digest"]) for r in recs}
+    assert all(c.within(shown[0]) for r in recs for c in find(r["answer"]))
