@@ -737,7 +737,8 @@ def _generate_locally(
             model, tok = load_model(BASE)
             if expert:
                 model = PeftModel.from_pretrained(model, str(built.adapter)).eval()
-            print(f"answers: {name}: local loop ({phase[0].arm}) for {len(phase)} answers ...", flush=True)
+            served = "base + adapter" if expert else "base"
+            print(f"answers: {name}: local loop ({served}) for {len(phase)} answers ...", flush=True)
             for i in range(0, len(phase), LOCAL_BATCH):
                 batch = phase[i : i + LOCAL_BATCH]
                 texts = generate(
