@@ -25,11 +25,12 @@ nanodex repository built the same way; gold = the row's refs and citations; one 
 Every answer is kept in answers.jsonl in the work folder, so the numbers can be inspected.
 
 `python -m scripts.bench_answers [--quick] [--library NAME] [--limit N]`, or the `answers`
-section of `make bench`. `--decoder local` asks through the local generate loop
-(`answer.generate`: greedy, the local citation constraint, no frequency penalty) instead of vLLM;
-`--serve-config YAML` asks with another query section (e.g. `open_with_citation: true`). Their
-answers are cached apart from the served ones, and the outcome says the run was not the default. --quick: the first library and nanodex, 6 questions each, 4 training
+section of `make bench`. --quick: the first library and nanodex, 6 questions each, 4 training
 steps (a smoke run of the harness: its numbers say nothing about the default training).
+`--decoder local` asks through the local generate loop (`answer.generate`: greedy, the local
+citation constraint, no frequency penalty) instead of vLLM; `--serve-config YAML` asks with
+another query section (e.g. `open_with_citation: true`). Their answers are cached apart from the
+served ones, and the outcome says the run was not the served default.
 """
 
 from __future__ import annotations
