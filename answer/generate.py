@@ -6,6 +6,8 @@ through `generate`, so "what the model answers" means the same thing everywhere.
   CitationConstraint  a citation can only name a block shown in the prompt (answer.constrain);
   NoRepeatInAnswer    bans repeating an n-gram of the answer itself, never of the prompt
                       (transformers' own option counts the prompt and would forbid copying a label);
+  FrequencyPenalty    the OpenAI/vLLM `frequency_penalty`: a token's logit falls by the penalty
+                      times its count in the answer so far (the served `make query` sampling);
   StepHook            `on_step(t)` before new token t (pca_otf's adapter alpha warm-up);
   Contrast            adapter-aware decoding against a base copy (pca_otf): logits = adapted +
                       beta * (adapted - base) among the adapted model's plausible tokens.
@@ -71,6 +73,21 @@ class NoRepeatInAnswer(_Processor):
         return scores
 
 
+class FrequencyPenalty(_Processor):
+    def __init__(self, penalty: float) -> None:
+        self.penalty = penalty
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        new = self.new_tokens(input_ids)
+        if new.shape[1]:
+            counts = torch.zeros_like(scores)
+            counts.scatter_add_(1, new, torch.ones_like(new, dtype=scores.dtype))
+            scores = scores - self.penalty * counts
+        return scores
+
+
 class StepHook(_Processor):
     """Calls `on_step(t + 1)` while token t is being chosen: before the forward pass of token t + 1."""
 
@@ -111,6 +128,7 @@ def generate(
     open_with_citation: bool = False,
     prefixes: Sequence[str] | None = None,
     no_repeat_ngram: int = 0,
+    frequency_penalty: float = 0.0,
     on_step: Callable[[int], None] | None = None,
     contrast: Any | None = None,
     beta: float = 0.5,
@@ -121,7 +139,9 @@ def generate(
 
     `blocks[i]`, when given, are the code blocks shown in conversation i: its citations are then
     constrained to name one of them (or a sub-range); with `open_with_citation` the answer's first
-    line must also cite one (answer.constrain, as vLLM's regex asks a served model). `prefixes[i]` starts answer i (self-tune
+    line must also cite one (answer.constrain, as vLLM's regex asks a served model).
+    `frequency_penalty` is the served sampling's (vLLM counts the answer's tokens only, as here).
+    `prefixes[i]` starts answer i (self-tune
     opens with the subject's name and label); it is part of the returned text. Conversations of
     similar length are decoded together, `batch_size` at a time (one at a time with `on_step` or
     `contrast`).
@@ -151,6 +171,8 @@ def generate(
             )
         if no_repeat_ngram > 0:
             procs.append(NoRepeatInAnswer(no_repeat_ngram))
+        if frequency_penalty:
+            procs.append(FrequencyPenalty(frequency_penalty))
         if contrast is not None:
             procs.append(Contrast(contrast, beta, plausibility))
         if on_step is not None:

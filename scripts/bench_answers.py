@@ -28,7 +28,7 @@ Every answer is kept in answers.jsonl in the work folder, so the numbers can be 
 section of `make bench`. --quick: the first library and nanodex, 6 questions each, 4 training
 steps (a smoke run of the harness: its numbers say nothing about the default training).
 `--decoder local` asks through the local generate loop (`answer.generate`: greedy, the local
-citation constraint, no frequency penalty) instead of vLLM; `--serve-config YAML` asks with
+citation constraint, the served frequency penalty) instead of vLLM; `--serve-config YAML` asks with
 another query section (e.g. `open_with_citation: true`). Their answers are cached apart from the
 served ones, and the outcome says the run was not the served default.
 """
@@ -703,14 +703,17 @@ def _serve_and_ask(
 
 def local_extras(qcfg: Any, shown: Sequence[Any]) -> dict[str, Any]:
     """What decides a local answer beyond the messages (part of its digest, so vLLM's answers and
-    the local loop's are cached apart): the loop has no frequency penalty, and with code shown it
-    constrains citations (answer.constrain) as vLLM's regex does."""
+    the local loop's are cached apart): the served frequency penalty, and with code shown the
+    citation constraint (answer.constrain), as vLLM's regex binds a served answer."""
     constrain = bool(shown) and qcfg.constrain_citations
-    return {
+    extra: dict[str, Any] = {
         "decoder": "local",
         "constrain_citations": constrain,
         "open_with_citation": constrain and qcfg.open_with_citation,
     }
+    if qcfg.frequency_penalty:  # absent at 0: answers of the loop before it had a penalty stay cached
+        extra["frequency_penalty"] = qcfg.frequency_penalty
+    return extra
 
 
 def _generate_locally(
@@ -721,8 +724,8 @@ def _generate_locally(
     done: dict[tuple[str, str, str], dict[str, Any]],
     partial: Path,
 ) -> None:
-    """The local generate loop (`answer.generate`: greedy, batched, the local citation constraint)
-    in place of vLLM: the loop pca_otf, self-tune and the trainer's eval answer with, for machines
+    """The local generate loop (`answer.generate`: greedy, batched, the local citation constraint,
+    the served frequency penalty) in place of vLLM: the loop pca_otf, self-tune and the trainer's eval answer with, for machines
     where vLLM cannot run or to compare decoders. One model at a time (the base, then base +
     adapter); answers are appended to `partial` batch by batch, so a rerun resumes."""
     from peft import PeftModel
@@ -750,6 +753,7 @@ def _generate_locally(
                     batch_size=LOCAL_BATCH,
                     blocks=[j.shown if j.extra["constrain_citations"] else [] for j in batch],
                     open_with_citation=qcfg.open_with_citation,
+                    frequency_penalty=qcfg.frequency_penalty,
                 )
                 for j, text in zip(batch, texts, strict=True):
                     rec = {"id": j.item.id, "arm": j.arm, "digest": j.digest, "answer": text, "usage": None}
@@ -1006,7 +1010,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--decoder",
         choices=DECODERS,
         default="vllm",
-        help="vllm: the served path (default); local: answer.generate, the local loop (no vLLM needed)",
+        help="vllm: the served path (default); local: answer.generate, the local loop, same sampling (no vLLM needed)",
     )
     ap.add_argument(
         "--serve-config",

@@ -402,3 +402,21 @@ def test_local_generation_cannot_cite_outside_the_shown_code(smollm: tuple) -> N
     cites = find(bound)
     assert cites, bound
     assert all(any(c.within(b) for b in shown) for c in cites), bound
+
+
+def test_frequency_penalty_counts_the_answer_s_tokens_only() -> None:
+    """The served `frequency_penalty` (OpenAI/vLLM): each logit falls by the penalty times the
+    token's count in the answer so far; tokens of the prompt are not counted."""
+    import torch
+
+    from answer.generate import FrequencyPenalty
+
+    proc = FrequencyPenalty(0.5)
+    prompt = torch.tensor([[5, 5, 9]])
+    scores = torch.zeros(1, 12)
+    assert torch.equal(proc(prompt, scores.clone()), scores)  # nothing answered yet
+    answered = torch.cat([prompt, torch.tensor([[5, 7, 5]])], dim=1)
+    out = proc(answered, scores.clone())
+    expected = torch.zeros(1, 12)
+    expected[0, 5], expected[0, 7] = -1.0, -0.5
+    assert torch.equal(out, expected)

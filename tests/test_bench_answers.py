@@ -337,6 +337,9 @@ def test_local_answers_are_cached_apart_from_served_ones():
     owc = local_extras(replace(qcfg, open_with_citation=True, constrain_citations=True), shown)
     assert owc["open_with_citation"] is True
     assert local_extras(replace(qcfg, open_with_citation=True), [])["open_with_citation"] is False
+    # the served penalty is part of the digest; at 0 the key is absent (answers cached before it stay valid)
+    assert local_extras(replace(qcfg, frequency_penalty=0.5), shown)["frequency_penalty"] == 0.5
+    assert "frequency_penalty" not in local_extras(replace(qcfg, frequency_penalty=0.0), shown)
 
 
 @pytest.mark.slow
