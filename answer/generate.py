@@ -141,10 +141,9 @@ def generate(
     constrained to name one of them (or a sub-range); with `open_with_citation` the answer's first
     line must also cite one (answer.constrain, as vLLM's regex asks a served model).
     `frequency_penalty` is the served sampling's (vLLM counts the answer's tokens only, as here).
-    `prefixes[i]` starts answer i (self-tune
-    opens with the subject's name and label); it is part of the returned text. Conversations of
-    similar length are decoded together, `batch_size` at a time (one at a time with `on_step` or
-    `contrast`).
+    `prefixes[i]` starts answer i (self-tune opens with the subject's name and label); it is part
+    of the returned text. Conversations of similar length are decoded together, `batch_size` at a
+    time (one at a time with `on_step` or `contrast`).
     """
     import torch
     from transformers import LogitsProcessorList
