@@ -639,6 +639,28 @@ class Job:
     digest: str  # of everything that decides the answer: a cached answer is reused only for the same
 
 
+class _Sink:
+    """Where answers go as they arrive, from either decoder: the `done` map, one line each in the
+    partial file (a rerun resumes from it), and a progress line every `every` answers."""
+
+    def __init__(
+        self, name: str, done: dict[tuple[str, str, str], dict[str, Any]], out: Any, total: int, every: int
+    ) -> None:
+        self.name, self.done, self.out, self.total, self.every = name, done, out, total, every
+        self.n = 0
+        self.t0 = time.perf_counter()
+
+    def keep(self, j: Job, text: str, usage: Any) -> None:
+        rec = {"id": j.item.id, "arm": j.arm, "digest": j.digest, "answer": text, "usage": usage}
+        self.done[(j.item.id, j.arm, j.digest)] = rec
+        self.out.write(json.dumps(rec) + "\n")
+        self.out.flush()
+        self.n += 1
+        if self.n % self.every == 0 or self.n == self.total:
+            rate = self.n / (time.perf_counter() - self.t0)
+            print(f"answers: {self.name}: {self.n}/{self.total} answers ({rate * 60:.1f}/min)", flush=True)
+
+
 def _serve_and_ask(
     name: str,
     todo: Sequence[Job],
@@ -664,8 +686,7 @@ def _serve_and_ask(
     print(f"answers: {name}: starting vLLM ({served}) for {len(todo)} answers ...", flush=True)
     with VllmServer(server_cfg) as server, open(partial, "a", encoding="utf-8") as out:
         client = server.client(timeout_s=max(qcfg.timeout_s, ANSWER_TIMEOUT_S))
-        counter = {"n": 0}
-        t1 = time.perf_counter()
+        sink = _Sink(name, done, out, len(todo), every=10)
 
         def one(j: Job) -> None:
             model = EXPERT if j.arm == "expert + code" else server.model_name
@@ -676,22 +697,7 @@ def _serve_and_ask(
                 temperature=qcfg.temperature,
                 extra=j.extra or None,
             )
-            rec = {
-                "id": j.item.id,
-                "arm": j.arm,
-                "digest": j.digest,
-                "answer": reply.text,
-                "usage": reply.usage,
-            }
-            done[(j.item.id, j.arm, j.digest)] = rec
-            out.write(json.dumps(rec) + "\n")
-            out.flush()
-            counter["n"] += 1
-            if counter["n"] % 10 == 0 or counter["n"] == len(todo):
-                rate = counter["n"] / (time.perf_counter() - t1)
-                print(
-                    f"answers: {name}: {counter['n']}/{len(todo)} answers ({rate * 60:.1f}/min)", flush=True
-                )
+            sink.keep(j, reply.text, reply.usage)
 
         for phase in by_model(todo):  # never base and adapter requests in one batch (see by_model)
             pool = ThreadPoolExecutor(max_workers=CONCURRENCY)
@@ -725,20 +731,19 @@ def _generate_locally(
     partial: Path,
 ) -> None:
     """The local generate loop (`answer.generate`: greedy, batched, the local citation constraint,
-    the served frequency penalty) in place of vLLM: the loop pca_otf, self-tune and the trainer's eval answer with, for machines
-    where vLLM cannot run or to compare decoders. One model at a time (the base, then base +
-    adapter); answers are appended to `partial` batch by batch, so a rerun resumes."""
+    the served frequency penalty) in place of vLLM: the loop pca_otf, self-tune and the trainer's
+    eval answer with, for machines where vLLM cannot run or to compare decoders. The base loads
+    once; its arms are asked first, then the adapter goes onto it for the expert arm."""
     from peft import PeftModel
 
     from answer.generate import generate
     from pca_otf.run import load_model
 
-    t1 = time.perf_counter()
-    n = 0
+    model, tok = load_model(BASE)
     with open(partial, "a", encoding="utf-8") as out:
+        sink = _Sink(name, done, out, len(todo), every=LOCAL_BATCH)
         for phase in by_model(todo):
             expert = phase[0].arm == "expert + code"
-            model, tok = load_model(BASE)
             if expert:
                 model = PeftModel.from_pretrained(model, str(built.adapter)).eval()
             served = "base + adapter" if expert else "base"
@@ -756,13 +761,7 @@ def _generate_locally(
                     frequency_penalty=qcfg.frequency_penalty,
                 )
                 for j, text in zip(batch, texts, strict=True):
-                    rec = {"id": j.item.id, "arm": j.arm, "digest": j.digest, "answer": text, "usage": None}
-                    done[(j.item.id, j.arm, j.digest)] = rec
-                    out.write(json.dumps(rec) + "\n")
-                out.flush()
-                n += len(batch)
-                rate = n / (time.perf_counter() - t1)
-                print(f"answers: {name}: {n}/{len(todo)} answers ({rate * 60:.1f}/min)", flush=True)
+                    sink.keep(j, text, None)
 
 
 def by_model(todo: Sequence[Job]) -> list[list[Job]]:
@@ -946,7 +945,7 @@ def bench(
                 f"the expert is {expert}, not this code's default training: "
                 "the checks above measure this query path with that expert"
             )
-        if decoder != "vllm" or serve_yaml != SERVE_YAML:
+        if decoder != "vllm" or serve_yaml.resolve() != SERVE_YAML:
             section.skipped.append(
                 f"asked through the {decoder} decoder with {serve_yaml}, not the served default "
                 "(vLLM, config/serve.yaml): compare arms within one run only"
