@@ -59,6 +59,7 @@ class ContextConfig:
     cited_blocks: int = 1  # other spans the answer cites, shown beside the subject's code
     distractors: int = 2  # blocks search finds for the question, shown beside the cited code
     related_blocks: int = 0  # other blocks shown that the graph ties to the subject, named in the answer
+    walk_blocks: int = 0  # other blocks shown, each named with its label and what it does, after the answer
     # a training row's blocks: "shuffled" (the cited code among distractors) or "search" (what search
     # retrieves for its question, in search order, as served; shuffled when search misses the code)
     order: Literal["shuffled", "search"] = "shuffled"

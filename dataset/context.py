@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -155,7 +155,8 @@ class ContextMaker:
         if row["kind"] == "discovery":
             opening = "Yes: " + opening
         also = self._related(node, blocks, shown, said + opening)
-        answer = _fit(self.max_tokens, [opening, *rest, *also])
+        walk = self._walk(blocks, shown, " ".join([opening, said, *also]))
+        answer = _fit(self.max_tokens, [opening, *rest, *also, *walk])
         if answer is None:
             return False
         self._set(row, blocks, answer)
@@ -230,11 +231,10 @@ class ContextMaker:
         ties.update({n.id: "which calls it" for n in graph.callers(node.id) if n.id not in ties})
         owner = self.k.parent.get(node.id, "")
         out: list[str] = []
-        for b in blocks:
-            if b is shown or len(out) >= self.cfg.related_blocks:
-                continue
-            other = graph.at(b.path, b.start)
-            if other is None or other.id == node.id or tick(other.qualname) in said:
+        for b, other in self._others(blocks, shown, said):
+            if len(out) >= self.cfg.related_blocks:
+                break
+            if other.id == node.id:
                 continue
             tie = ties.get(other.id)
             holder = self.k.parent.get(other.id)
@@ -247,6 +247,35 @@ class ContextMaker:
         if not out:
             return []
         return [f"Related code shown: {'; '.join(out)}."]
+
+    def _walk(self, blocks: list[Block], shown: Block, said: str) -> list[str]:
+        """Up to `walk_blocks` other blocks shown, in the prompt's order, one sentence each: the
+        symbol at its top, its label and what its lines say it does. A served prompt shows 7-14
+        blocks and a user's question rarely names the one that answers; an answer that reads only
+        the block it opens with names the answering code less often than the untuned base, which
+        moves on through the code shown (README, answer benchmark)."""
+        out: list[str] = []
+        for b, other in self._others(blocks, shown, said):
+            if len(out) >= self.cfg.walk_blocks:
+                break
+            joiner, predicate = what_it_does(read(b.code, other.qualname, other.type))
+            if predicate == ".":  # nothing to say beyond "is the code shown"
+                continue
+            out.append(f"{tick(other.qualname)} {b.label}{joiner}{predicate}")
+        if out:
+            out[0] = "Also shown: " + out[0]
+        return out
+
+    def _others(self, blocks: list[Block], shown: Block, said: str) -> Iterator[tuple[Block, Any]]:
+        """The blocks besides `shown`, in order, with the graph symbol at each one's top, skipping
+        those whose symbol the answer already names (in `said`) or names in an earlier block."""
+        named: set[str] = set()
+        for b in blocks:
+            other = self.k.graph.at(b.path, b.start) if b is not shown else None
+            if other is None or tick(other.qualname) in said or other.qualname in named:
+                continue
+            named.add(other.qualname)
+            yield b, other
 
     # ---- pieces ------------------------------------------------------------------------------
     def _gold(self, row: dict[str, Any]) -> _Span | None:

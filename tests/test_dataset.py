@@ -646,6 +646,28 @@ def test_related_blocks_name_graph_tied_blocks_shown(shop: DatasetConfig, tmp_pa
         assert labels and all(f"[{lab}]" in r["context"] for lab in labels), r["response"]
 
 
+def test_walk_blocks_say_what_other_shown_blocks_do(shop: DatasetConfig, tmp_path: Path) -> None:
+    """`walk_blocks` ends a positive answer with other blocks of its prompt, in the prompt's order,
+    each by its own label and symbol, none named twice and none the answer already names."""
+    rows = _rebuilt(shop, tmp_path / "walk", context=ContextConfig(walk_blocks=3))
+    walked = [r for r in rows if "Also shown:" in r["response"]]
+    assert walked
+    with Graph(shop.graph) as g:
+        for r in walked:
+            head, tail = r["response"].split("Also shown:", 1)
+            pairs = re.findall(r"`([^`]+)` \[([^\[\]\s]+):(\d+)-(\d+)\]", tail)
+            assert 1 <= len(pairs) <= 3, r["response"]
+            labels = [f"[{p}:{a}-{b}]" for _, p, a, b in pairs]
+            assert labels == [lab for lab in r["context"] if lab in labels], r["response"]  # prompt order
+            names = [name for name, *_ in pairs]
+            assert len(set(names)) == len(names) and not any(f"`{n}`" in head for n in names)
+            for name, path, a, _ in pairs:
+                node = g.at(path, int(a))
+                assert node is not None and node.qualname == name, (name, path, a)
+    plain = _rebuilt(shop, tmp_path / "plain")
+    assert not any("Also shown:" in r["response"] for r in plain)
+
+
 def test_search_order_shows_training_rows_what_search_retrieves(shop: DatasetConfig, tmp_path: Path) -> None:
     """`order: search` asks a training row as a served question is asked: the blocks search packs
     for its question, in search order, whenever they show the answering code (else the cited code
