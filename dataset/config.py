@@ -77,6 +77,7 @@ class DatasetConfig:
     counts: Counts = field(default_factory=Counts)
     negatives_per_example: float = 0.25  # negative rows per positive row of the same kind
     non_library_share: float = 1.0  # cap on a kind's rows about tests, examples, docs, `.pyi` stubs
+    goal_questions: bool = False  # discovery rows asking for what a docstring says, without the name
     paraphrases: int = 3  # prompt phrasings per fact and aspect
     seed: int = 13
     eval_fraction: float = 0.1  # share of facts (not rows) held out for eval

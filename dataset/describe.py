@@ -16,51 +16,8 @@ import re
 from dataclasses import dataclass, field
 
 from dataset.compose import clean, tick
-from dataset.templates import VERBS
+from dataset.templates import MORE_VERBS, VERBS
 
-# imperative docstring openings conjugated for "`f` [label] reads ...", beyond templates.VERBS
-_MORE_VERBS = frozenset(
-    [
-        "answer",
-        "apply",
-        "ask",
-        "bind",
-        "carry",
-        "choose",
-        "collect",
-        "drop",
-        "emit",
-        "give",
-        "join",
-        "keep",
-        "lay",
-        "lift",
-        "mark",
-        "move",
-        "name",
-        "note",
-        "open",
-        "pick",
-        "print",
-        "raise",
-        "read",
-        "rebuild",
-        "reject",
-        "rename",
-        "report",
-        "resolve",
-        "return",
-        "say",
-        "show",
-        "skip",
-        "take",
-        "tell",
-        "turn",
-        "use",
-        "wait",
-        "yield",
-    ]
-)
 _DEF = re.compile(
     r"^\s*(?:@\S+\s*)?(?:export\s+)?(?:pub(?:\(\w+\))?\s+)?(?:async\s+)?"
     r"(?:def|class|func|fn|function|interface|struct|enum|trait|type)\b"
@@ -319,7 +276,7 @@ def _conjugate(doc: str) -> str:
     """'Read a JSONL file.' -> 'reads a JSONL file.' (only for imperative verbs we know)."""
     word, _, rest = doc.partition(" ")
     low = word.lower()
-    if not word[:1].isupper() or low not in VERBS | _MORE_VERBS or not rest:
+    if not word[:1].isupper() or low not in VERBS | MORE_VERBS or not rest:
         return ""
     if low.endswith(("s", "sh", "ch", "x", "z", "o")):
         verb = low + "es"

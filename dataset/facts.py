@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from dataset.compose import block, clean, listing, quotable, sentence, snippet, tick
 from dataset.config import DatasetConfig
 from dataset.knowledge import CLASS_LIKE, Knowledge
-from dataset.templates import action, doc_prompt, render, words
+from dataset.templates import action, doc_prompt, goal, render, words
 
 
 @dataclass
@@ -94,6 +94,7 @@ class FactBuilder:
             "sym": sym,
             "nl": words(qual.rsplit(".", 1)[-1]),
             "action": action(qual),
+            "goal": goal(f.get("doc", "")),
             "doc": doc_prompt(f.get("doc", "")),
         }
         where = "" if "` in `" in sym else f" in {tick(f['module'])}"  # the display already names it
@@ -120,6 +121,8 @@ class FactBuilder:
         disc = [f"Yes: {sym} [{cite}] in {tick(f['module'])}."] + ([doc] if doc else [])
         disc.append(f"Call it as {tick(_sig(qual, f['params']))}." if f["params"] else "")
         out.append(self._aspect(b, "discovery", "capability", 0, values, [p for p in disc if p], []))
+        if self.cfg.goal_questions:
+            out.append(self._aspect(b, "discovery", "goal", 0, values, [p for p in disc if p], []))
         # explain
         parts = [intro] + ([doc] if doc else []) + ([role] if role else []) + raises[:2]
         if calls:

@@ -9,6 +9,7 @@ and a small dataset still sees every template.
 from __future__ import annotations
 
 import hashlib
+import re
 import string
 
 from brain.text import split_identifier
@@ -21,6 +22,11 @@ TEMPLATES: dict[tuple[str, str], list[str]] = {
         "Does the codebase have {sym}?",
         "Is there a function that does this: {doc}",
         "Can I {action} with this code?",
+    ],
+    ("discovery", "goal"): [  # what the docstring says it does, in a user's words: the name is not given
+        "How can I {goal}?",
+        "Is there a way to {goal}?",
+        "How do I {goal}?",
     ],
     ("discovery", "concept"): [
         "Is there a class for {nl}?",
@@ -203,6 +209,52 @@ walk watch wrap write
 """
 VERBS = frozenset(_VERB_WORDS.split())
 
+# more verbs a docstring opens with ("Yield ...", "Raise ..."), beyond VERBS: dataset.describe conjugates
+# them ("`f` [label] yields ..."), `goal` reads them as what a user wants to do
+MORE_VERBS = frozenset(
+    [
+        "answer",
+        "apply",
+        "ask",
+        "bind",
+        "carry",
+        "choose",
+        "collect",
+        "drop",
+        "emit",
+        "give",
+        "join",
+        "keep",
+        "lay",
+        "lift",
+        "mark",
+        "move",
+        "name",
+        "note",
+        "open",
+        "pick",
+        "print",
+        "raise",
+        "read",
+        "rebuild",
+        "reject",
+        "rename",
+        "report",
+        "resolve",
+        "return",
+        "say",
+        "show",
+        "skip",
+        "sum",
+        "take",
+        "tell",
+        "turn",
+        "use",
+        "wait",
+        "yield",
+    ]
+)
+
 
 def action(qualname: str) -> str:
     """A callable as a verb phrase, or '' when its name is not one.
@@ -218,6 +270,38 @@ def action(qualname: str) -> str:
         owner = words(parts[-2])
         return f"{verb} with {'an' if owner[:1] in 'aeiou' else 'a'} {owner}"
     return verb
+
+
+def goal(doc: str) -> str:
+    """A docstring's first sentence as what a user wants to do, in their words, or ''.
+
+    'Remove expired items from the cache.' -> 'remove expired items from the cache';
+    'Retries if an exception was raised.' -> 'retry if an exception was raised';
+    'Decorator to wrap a function with a memoizing callable.' -> 'wrap a function with a memoizing
+    callable'; 'Return a key for ...' -> 'get a key for ...'. Users ask for a behaviour ("how do
+    I retry only on IOError?"), rarely by the name of the code that does it, and a question that
+    names its subject teaches nothing about finding it among the code shown.
+    """
+    text = doc_prompt(doc).rstrip(".!?")
+    head, _, rest = text.partition(" ")
+    if not rest or _NAMED_THING.match(text):
+        return ""
+    verbs = VERBS | MORE_VERBS
+    low = head.lower()
+    stems = [low] + [
+        low[: -len(end)] + add for end, add in (("ies", "y"), ("es", ""), ("s", "")) if low.endswith(end)
+    ]
+    verb = next((v for v in stems if v in verbs), "")
+    if not verb:
+        m = _NOUN_TO_VERB.match(text)
+        if m is None or m.group(1).lower() not in verbs:
+            return ""
+        verb, rest = m.group(1).lower(), m.group(2)
+    return f"{'get' if verb == 'return' else verb} {rest}"
+
+
+_NAMED_THING = re.compile(r"^\w+ \w+ (?:that|which) ")  # "Wait strategy that ...": a noun, not a verb
+_NOUN_TO_VERB = re.compile(r"^[A-Za-z][\w ,()-]{0,40}? to (\w+) (.+)$")  # "Decorator to wrap ..."
 
 
 def doc_prompt(doc: str, limit: int = 24) -> str:

@@ -26,7 +26,7 @@ from dataset.build import build_dataset
 from dataset.compose import fit, snippet
 from dataset.config import KINDS, ContextConfig, Counts, DatasetConfig, LLMParaphraseConfig
 from dataset.paraphrase import Paraphraser, acceptable
-from dataset.templates import action
+from dataset.templates import action, goal
 from dataset.validate import schema_errors
 from extractor.graph import Graph
 from nanodex.config import load_config
@@ -426,6 +426,40 @@ def test_rows_load_and_encode_in_the_trainer(built: tuple, shop: DatasetConfig) 
 )
 def test_action_phrases_only_verbs(qualname: str, phrase: str) -> None:
     assert action(qualname) == phrase
+
+
+@pytest.mark.parametrize(
+    ("doc", "wanted"),
+    [
+        ("Remove expired items from the cache.", "remove expired items from the cache"),
+        ("Retries if an exception was raised.", "retry if an exception was raised"),
+        ("Fetches rows from the table.", "fetch rows from the table"),
+        (
+            "Decorator to wrap a function with a memoizing callable.",
+            "wrap a function with a memoizing callable",
+        ),
+        ("Return a cache key for the arguments.", "get a cache key for the arguments"),
+        ("Wait strategy that applies exponential backoff.", ""),  # a noun phrase, not a verb
+        ("Least Recently Used (LRU) cache implementation.", ""),
+        ("The maximum size of the cache.", ""),
+        ("", ""),
+    ],
+)
+def test_goal_reads_a_docstring_as_what_a_user_wants_to_do(doc: str, wanted: str) -> None:
+    assert goal(doc) == wanted
+
+
+def test_goal_questions_do_not_name_their_subject(shop: DatasetConfig, tmp_path: Path) -> None:
+    """`goal_questions` asks for what a docstring says a function does, in words: the prompt
+    never names the symbol, and the answer opens with it, as for any discovery row."""
+    rows = _rebuilt(shop, tmp_path / "goal", goal_questions=True)
+    asked = [r for r in rows if r.get("aspect") == "goal"]
+    assert asked
+    for r in asked:
+        name = r["subject"].split("::", 1)[1]
+        assert "`" not in r["prompt"] and name.rsplit(".", 1)[-1] not in r["prompt"], r["prompt"]
+        assert r["prompt"].startswith(("How can I ", "Is there a way to ", "How do I "))
+    assert not any(r.get("aspect") == "goal" for r in _rebuilt(shop, tmp_path / "plain"))
 
 
 def test_fit_cuts_at_sentence_boundaries_and_snippet_rejects_partial_statements() -> None:
