@@ -42,7 +42,7 @@ from dataset.knowledge import Knowledge
 
 _CITE = re.compile(r"\s?\[([^\[\]\s]+?):(\d+)(?:-(\d+))?\]")
 # aspects whose template answer opens with what the symbol is: the code-read opening replaces it
-_WHAT_IS = {"overview", "class", "capability", "concept", "contents"}
+_WHAT_IS = {"overview", "class", "capability", "goal", "concept", "contents"}
 _SAID = {  # what the template's remaining sentences already say about the code
     "raises": re.compile(r"\braises?\b"),
     "calls": re.compile(r"\bcalls\b"),

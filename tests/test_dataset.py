@@ -459,6 +459,11 @@ def test_goal_questions_do_not_name_their_subject(shop: DatasetConfig, tmp_path:
         name = r["subject"].split("::", 1)[1]
         assert "`" not in r["prompt"] and name.rsplit(".", 1)[-1] not in r["prompt"], r["prompt"]
         assert r["prompt"].startswith(("How can I ", "Is there a way to ", "How do I "))
+        said = [x.lower().rstrip(".") for x in re.split(r"(?<=\.)\s+", r["response"])]
+        tails = [x.split(" ", 1)[-1] for x in said]  # "sum the prices" repeats "sums the prices"
+        assert not any(len(t) > 12 and t in a for i, a in enumerate(said) for t in tails[i + 1 :]), r[
+            "response"
+        ]
     assert not any(r.get("aspect") == "goal" for r in _rebuilt(shop, tmp_path / "plain"))
 
 
