@@ -254,6 +254,8 @@ class ContextMaker:
         blocks and a user's question rarely names the one that answers; an answer that reads only
         the block it opens with names the answering code less often than the untuned base, which
         moves on through the code shown (README, answer benchmark)."""
+        if self.cfg.walk_blocks <= 0:  # off: no graph lookups on the default path
+            return []
         out: list[str] = []
         for b, other in self._others(blocks, shown, said):
             if len(out) >= self.cfg.walk_blocks:

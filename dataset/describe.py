@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 
 from dataset.compose import clean, tick
-from dataset.templates import MORE_VERBS, VERBS
+from dataset.templates import DOC_VERBS
 
 _DEF = re.compile(
     r"^\s*(?:@\S+\s*)?(?:export\s+)?(?:pub(?:\(\w+\))?\s+)?(?:async\s+)?"
@@ -276,7 +276,7 @@ def _conjugate(doc: str) -> str:
     """'Read a JSONL file.' -> 'reads a JSONL file.' (only for imperative verbs we know)."""
     word, _, rest = doc.partition(" ")
     low = word.lower()
-    if not word[:1].isupper() or low not in VERBS | MORE_VERBS or not rest:
+    if not word[:1].isupper() or low not in DOC_VERBS or not rest:
         return ""
     if low.endswith(("s", "sh", "ch", "x", "z", "o")):
         verb = low + "es"

@@ -211,7 +211,7 @@ VERBS = frozenset(_VERB_WORDS.split())
 
 # more verbs a docstring opens with ("Yield ...", "Raise ..."), beyond VERBS: dataset.describe conjugates
 # them ("`f` [label] yields ..."), `goal` reads them as what a user wants to do
-MORE_VERBS = frozenset(
+_MORE_VERBS = frozenset(
     [
         "answer",
         "apply",
@@ -254,6 +254,7 @@ MORE_VERBS = frozenset(
         "yield",
     ]
 )
+DOC_VERBS = VERBS | _MORE_VERBS  # every verb a docstring may open with
 
 
 def action(qualname: str) -> str:
@@ -272,6 +273,10 @@ def action(qualname: str) -> str:
     return verb
 
 
+_NAMED_THING = re.compile(r"^\w+ \w+ (?:that|which) ")  # "Wait strategy that ...": a noun, not a verb
+_NOUN_TO_VERB = re.compile(r"^[A-Za-z][\w ,()-]{0,40}? to (\w+) (.+)$")  # "Decorator to wrap ..."
+
+
 def goal(doc: str) -> str:
     """A docstring's first sentence as what a user wants to do, in their words, or ''.
 
@@ -286,22 +291,17 @@ def goal(doc: str) -> str:
     head, _, rest = text.partition(" ")
     if not rest or _NAMED_THING.match(text):
         return ""
-    verbs = VERBS | MORE_VERBS
     low = head.lower()
     stems = [low] + [
         low[: -len(end)] + add for end, add in (("ies", "y"), ("es", ""), ("s", "")) if low.endswith(end)
     ]
-    verb = next((v for v in stems if v in verbs), "")
+    verb = next((v for v in stems if v in DOC_VERBS), "")
     if not verb:
         m = _NOUN_TO_VERB.match(text)
-        if m is None or m.group(1).lower() not in verbs:
+        if m is None or m.group(1).lower() not in DOC_VERBS:
             return ""
         verb, rest = m.group(1).lower(), m.group(2)
     return f"{'get' if verb == 'return' else verb} {rest}"
-
-
-_NAMED_THING = re.compile(r"^\w+ \w+ (?:that|which) ")  # "Wait strategy that ...": a noun, not a verb
-_NOUN_TO_VERB = re.compile(r"^[A-Za-z][\w ,()-]{0,40}? to (\w+) (.+)$")  # "Decorator to wrap ..."
 
 
 def doc_prompt(doc: str, limit: int = 24) -> str:
