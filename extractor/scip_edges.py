@@ -15,7 +15,9 @@ decide, after Tree-sitter resolution has written its own:
   `<...>` type arguments or `?.`). Its caller is the innermost graph node whose span holds the
   line (the node Tree-sitter attributes the call to); its site is (caller, the callee text).
 - Every call occurrence that maps to a node gives an edge caller -> node, `via: scip`,
-  confidence 1.0 (an existing Tree-sitter edge is confirmed: its meta is replaced).
+  confidence 1.0 (an existing Tree-sitter edge is confirmed: its meta is replaced). A node that
+  is an abstract declaration gives way to the one nearest override that runs in its place
+  (extractor/overrides.py), where there is one.
 - A site whose call occurrences are all decided (each maps to a node or is external) is
   replaced: the caller's other calls edges to nodes of that name are dropped, and so are its
   `ambiguous` candidates of that name. A site with an undecided occurrence (a local variable,
@@ -32,6 +34,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from extractor.overrides import Hierarchy
 from extractor.scip_proto import Document, Occurrence, descriptor_name
 
 EDGE_META_VIA = "scip"
@@ -170,6 +173,8 @@ def apply_index(conn: sqlite3.Connection, root: Path, docs: list[Document]) -> S
             node = file_nodes.defined(descriptor_name(occ.symbol), occ.line + 1)
             if node is not None and node.type in _CALLABLE:
                 target[_class_symbol(occ.symbol)] = node.id
+    hierarchy = Hierarchy(conn, root)
+    target = {symbol: hierarchy.runs_instead(node_id) for symbol, node_id in target.items()}
     # 2. Call occurrences -> per site, the targets and whether every occurrence is decided.
     site_targets: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)  # site -> target -> line
     undecided: set[tuple[str, str]] = set()
@@ -202,7 +207,7 @@ def apply_index(conn: sqlite3.Connection, root: Path, docs: list[Document]) -> S
             else:
                 stats.undecided += 1
                 undecided.add(site)
-    _rewrite(conn, site_targets, undecided, src_path, stats)
+    _rewrite(conn, site_targets, undecided, src_path, hierarchy, stats)
     return stats
 
 
@@ -231,6 +236,7 @@ def _rewrite(
     site_targets: dict[tuple[str, str], dict[str, int]],
     undecided: set[tuple[str, str]],
     src_path: dict[str, str],
+    hierarchy: Hierarchy,
     stats: ScipEdgeStats,
 ) -> None:
     callers = sorted({c for c, _ in site_targets} | {c for c, _ in undecided})
@@ -245,7 +251,6 @@ def _rewrite(
     ):
         existing[src][dst] = meta
         name_of[dst] = dst_name
-    hierarchy = _Hierarchy(conn)
     remove: set[tuple[str, str]] = set()
     decided: dict[str, set[str]] = defaultdict(set)  # caller -> callee names decided
     for (caller, name), targets in site_targets.items():
@@ -276,47 +281,6 @@ def _rewrite(
     conn.executemany("INSERT OR REPLACE INTO edges VALUES(?,?,?,?,?)", rows)
     _tests_edges(conn, [(c, d, p) for c, d, _, p, _ in rows])
     _prune_ambiguous(conn, decided)
-
-
-class _Hierarchy:
-    """Methods' classes and the classes' bases, read once, to tell overrides apart."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._class_of = {
-            s: d
-            for s, d in conn.execute(
-                "SELECT e.src_id, e.dst_id FROM edges e JOIN nodes n ON n.id = e.src_id "
-                "WHERE e.kind = 'defined_in' AND n.type = 'method'"
-            )
-        }
-        self._bases: dict[str, list[str]] = defaultdict(list)
-        for s, d in conn.execute("SELECT src_id, dst_id FROM edges WHERE kind IN ('extends', 'implements')"):
-            self._bases[s].append(d)
-
-    def _ancestors(self, cls: str) -> set[str]:
-        seen: set[str] = set()
-        todo = [cls]
-        while todo:
-            for base in self._bases.get(todo.pop(), ()):
-                if base not in seen:
-                    seen.add(base)
-                    todo.append(base)
-        return seen
-
-    def overridden_by(self, method: str, targets: dict[str, int]) -> bool:
-        """Whether one of `targets` (same name assumed) overrides `method`: the index named a
-        subclass's method where the receiver's narrowed type is a union or a subclass (pyright
-        picks one member), while the declared type's method, the one a reader of the code
-        names, is `method`; the Tree-sitter edge to it stays. An edge to an override of the
-        index's target is dropped: the receiver's type names the base."""
-        cls = self._class_of.get(method)
-        if cls is None:
-            return False
-        for t in targets:
-            other = self._class_of.get(t)
-            if other is not None and cls in self._ancestors(other):
-                return True
-        return False
 
 
 def _tests_edges(conn: sqlite3.Connection, calls: list[tuple[str, str, str]]) -> None:

@@ -41,6 +41,7 @@ that hides the signature) is simply not judged. See the README section "Call-gra
 
 from __future__ import annotations
 
+import argparse
 import ast
 import json
 import os
@@ -53,13 +54,14 @@ import tarfile
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from extractor import scip_run
 from extractor.build import extract
 from extractor.config import ExtractConfig
-from nanodex.errors import NanodexError
+from nanodex.errors import NanodexError, run_main
 from nanodex.paths import cache_dir
 from scripts.bench import Check, Section, table
 
@@ -434,6 +436,17 @@ def run(
     return section
 
 
-if __name__ == "__main__":
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m scripts.bench_calls", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help=f"only {', '.join(QUICK_LIBRARIES)}")
+    ap.add_argument("--errors", action="store_true", help="list every missed and wrong edge")
+    ap.add_argument("--no-scip", action="store_true", help="skip the use_scip row (needs node and npm)")
+    ap.add_argument("--workdir", help="build the graphs here instead of a temporary folder")
+    args = ap.parse_args(argv)
     os.environ.setdefault("NANODEX_PROGRESS", "0")
-    run(quick="--quick" in sys.argv, show_errors="--errors" in sys.argv, scip="--no-scip" not in sys.argv)
+    run(quick=args.quick, workdir=args.workdir, show_errors=args.errors, scip=not args.no_scip)
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main, sys.argv[1:])

@@ -161,7 +161,7 @@ def test_scip_confirms_adds_and_removes_calls_and_reuses_its_index(
     # Tree-sitter alone: `shape = make(); shape.area()` has two candidates, no edge.
     assert ("total", "Circle.area") not in before
     assert "area" in {a["name"] for a in _meta(plain, "lib/shapes.py::total")["ambiguous"]}
-    assert after[("total", "Circle.area")] == {"confidence": 1.0, "line": 28, "via": "scip"}
+    assert after[("total", "Circle.area")] == {"confidence": 1.0, "line": 30, "via": "scip"}
     assert ("total", "Square.area") not in after
     assert "ambiguous" not in _meta(graph, "lib/shapes.py::total")  # the decided site's candidates go
     assert after[("pick", "Square.area")]["via"] == "scip"  # items[0].area(): list[Square]
@@ -264,3 +264,40 @@ def test_index_replaces_contradicted_edges_but_keeps_the_overridden_method(tmp_p
     assert (stats.to_repo, stats.external, stats.added, stats.removed) == (2, 1, 2, 2)
     # Sites the index says nothing about keep their Tree-sitter edges.
     assert after[("total", "make")] == before[("total", "make")]
+
+
+def test_index_naming_an_abstract_declaration_edges_to_the_override_that_runs(tmp_path: Path) -> None:
+    """`codec: Codec` types the receiver by an abstract base: the edge goes to the one nearest
+    override (`TextCodec`, not its subclass `UpperCodec`); a `pass` hook runs and keeps its edge;
+    with two nearest overrides the declaration stays."""
+    graph = tmp_path / "g.sqlite"
+    extract(ExtractConfig(repo=str(FIXTURE), out_graph=str(graph), languages=["python"], workers=1))
+    lines = (FIXTURE / "lib" / "shapes.py").read_text(encoding="utf-8").splitlines()
+
+    def line_of(prefix: str, after: str = "") -> int:
+        """1-based number of the first line starting with `prefix` (stripped), below `after`."""
+        start = lines.index(after) if after else 0
+        return next(n for n, t in enumerate(lines[start:], start + 1) if t.strip().startswith(prefix))
+
+    pkg = "scip-python python repo 0 lib.shapes/"
+    occurrences = []
+    for cls, method in (("Codec", "pack"), ("Codec", "unpack"), ("Codec", "reset"), ("Pair", "first")):
+        n = line_of(f"def {method}(", after=f"class {cls}(ABC):")
+        occurrences.append(_occ(n, lines[n - 1], method, f"{pkg}{cls}#{method}().", definition=True))
+    for caller, method, cls in (("send", "pack", "Codec"), ("receive", "unpack", "Codec"),
+                                ("restart", "reset", "Codec"), ("head", "first", "Pair")):  # fmt: skip
+        n = line_of(f"def {caller}(") + 1
+        occurrences.append(_occ(n, lines[n - 1], method, f"{pkg}{cls}#{method}()."))
+    conn = sqlite3.connect(graph)
+    try:
+        apply_index(conn, FIXTURE, [Document("lib/shapes.py", occurrences)])
+        conn.commit()
+    finally:
+        conn.close()
+    after = _calls(graph)
+    assert after[("send", "TextCodec.pack")]["via"] == "scip"  # @abstractmethod with a docstring body
+    assert after[("receive", "TextCodec.unpack")]["via"] == "scip"  # raise NotImplementedError(...)
+    assert ("send", "Codec.pack") not in after and ("send", "UpperCodec.pack") not in after
+    assert ("receive", "Codec.unpack") not in after
+    assert after[("restart", "Codec.reset")]["via"] == "scip"  # a do-nothing hook runs
+    assert after[("head", "Pair.first")]["via"] == "scip"  # LeftPair or RightPair: not said
