@@ -550,6 +550,10 @@ def copy_tree_js(src: Path, dst: Path, quick: bool) -> tuple[int, int]:
 
 
 if __name__ == "__main__":
+    import sys
+
     from scripts.bench import main
 
-    raise SystemExit(main(["--only", "extract"]))
+    # `python -m scripts.bench_extract [--quick] [--json PATH] [--strict]`: the `extract` section
+    # of `make bench`, with its options (and its --help)
+    raise SystemExit(main(["--only", "extract", *sys.argv[1:]]))
