@@ -1,6 +1,20 @@
 ; JavaScript and TypeScript/TSX share these patterns: each of javascript.scm and
 ; typescript.scm includes this file in place (`; include: ecmascript.scm`, expanded by
-; extractor/languages.py before compiling), so pattern order is unchanged.
+; extractor/languages.py before compiling). What differs stays in each language's file: the
+; grammars name class fields, abstract classes and signatures differently.
+
+; function f() {}, function* g() {}, class methods (incl. getters/setters, static, #private).
+(function_declaration
+  name: (identifier) @name
+  body: (statement_block) @body) @definition.function
+
+(generator_function_declaration
+  name: (identifier) @name
+  body: (statement_block) @body) @definition.function
+
+(method_definition
+  name: [(property_identifier) (private_property_identifier)] @name
+  body: (statement_block) @body) @definition.method
 
 ; const f = () => {}: the declaration statement is the main node, so that the doc comment above
 ; it (or above its `export`) is found.

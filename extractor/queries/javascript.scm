@@ -33,18 +33,6 @@
   name: (identifier) @name
   body: (class_body) @body) @definition.class
 
-(function_declaration
-  name: (identifier) @name
-  body: (statement_block) @body) @definition.function
-
-(generator_function_declaration
-  name: (identifier) @name
-  body: (statement_block) @body) @definition.function
-
-(method_definition
-  name: [(property_identifier) (private_property_identifier)] @name
-  body: (statement_block) @body) @definition.method
-
 (field_definition
   property: [(property_identifier) (private_property_identifier)] @name
   value: [

@@ -50,18 +50,6 @@
   name: (identifier) @name
   body: (enum_body) @body) @definition.enum
 
-(function_declaration
-  name: (identifier) @name
-  body: (statement_block) @body) @definition.function
-
-(generator_function_declaration
-  name: (identifier) @name
-  body: (statement_block) @body) @definition.function
-
-(method_definition
-  name: [(property_identifier) (private_property_identifier)] @name
-  body: (statement_block) @body) @definition.method
-
 (abstract_method_signature
   name: [(property_identifier) (private_property_identifier)] @name) @definition.method
 
