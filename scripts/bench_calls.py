@@ -443,6 +443,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--no-scip", action="store_true", help="skip the use_scip row (needs node and npm)")
     ap.add_argument("--workdir", help="build the graphs here instead of a temporary folder")
     args = ap.parse_args(argv)
+    if args.workdir and not Path(args.workdir).is_dir():
+        raise NanodexError(f"--workdir {args.workdir} is not a folder", "create it, or leave --workdir out")
     os.environ.setdefault("NANODEX_PROGRESS", "0")
     run(quick=args.quick, workdir=args.workdir, show_errors=args.errors, scip=not args.no_scip)
     return 0
