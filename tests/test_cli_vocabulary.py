@@ -57,3 +57,35 @@ def test_stage_help_uses_the_shared_flag_names(module: str) -> None:
     offered = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", proc.stdout))
     missing = VOCABULARY[module] - offered
     assert not missing, f"{module} --help lacks {sorted(missing)}"
+
+
+BENCH_SCRIPTS = (
+    "scripts.bench",
+    "scripts.bench_answers",
+    "scripts.bench_calls",
+    "scripts.bench_dataset",
+    "scripts.bench_extract",
+    "scripts.bench_search",
+    "scripts.bench_serve",
+    "scripts.bench_stripped_libs",
+    "scripts.bench_train",
+    "scripts.demo",
+    "scripts.real_questions",
+)
+
+
+@pytest.mark.parametrize("module", BENCH_SCRIPTS)
+def test_bench_scripts_answer_help_without_starting_work(module: str) -> None:
+    """`--help` prints a usage and exits: bench_calls and bench_extract once started their whole
+    benchmark instead (they read `sys.argv` by hand)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", module, "--help"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "NANODEX_PROGRESS": "0"},
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage: python -m scripts."), proc.stdout[:300]
+    assert "===" not in proc.stdout  # no benchmark section began
