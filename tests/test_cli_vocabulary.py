@@ -43,9 +43,9 @@ VOCABULARY: dict[str, set[str]] = {
 }
 
 
-@pytest.mark.parametrize("module", sorted(VOCABULARY))
-def test_stage_help_uses_the_shared_flag_names(module: str) -> None:
-    proc = subprocess.run(
+def _help(module: str) -> subprocess.CompletedProcess[str]:
+    """`python -m <module> --help`, as a user runs it."""
+    return subprocess.run(
         [sys.executable, "-m", module, "--help"],
         capture_output=True,
         text=True,
@@ -53,6 +53,11 @@ def test_stage_help_uses_the_shared_flag_names(module: str) -> None:
         env={**os.environ, "NANODEX_PROGRESS": "0"},
         timeout=300,
     )
+
+
+@pytest.mark.parametrize("module", sorted(VOCABULARY))
+def test_stage_help_uses_the_shared_flag_names(module: str) -> None:
+    proc = _help(module)
     assert proc.returncode == 0, proc.stderr
     offered = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", proc.stdout))
     missing = VOCABULARY[module] - offered
@@ -78,14 +83,7 @@ BENCH_SCRIPTS = (
 def test_bench_scripts_answer_help_without_starting_work(module: str) -> None:
     """`--help` prints a usage and exits: bench_calls and bench_extract once started their whole
     benchmark instead (they read `sys.argv` by hand)."""
-    proc = subprocess.run(
-        [sys.executable, "-m", module, "--help"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "NANODEX_PROGRESS": "0"},
-        timeout=120,
-    )
+    proc = _help(module)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("usage: python -m scripts."), proc.stdout[:300]
     assert "===" not in proc.stdout  # no benchmark section began
