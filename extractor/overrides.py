@@ -19,6 +19,7 @@ from pathlib import Path
 from tree_sitter import Node, Parser
 
 from extractor import languages
+from extractor.parse import node_text
 
 _PYTHON_SUFFIXES = (".py", ".pyi")
 
@@ -46,13 +47,19 @@ class Hierarchy:
         self._where = {
             i: (n, p, s) for i, n, p, s in conn.execute("SELECT id, name, path, start_line FROM nodes")
         }
-        self._tests = {
+        self.test_files = {  # paths of test modules: their classes are no override that runs
             p
             for (p,) in conn.execute(
                 "SELECT path FROM nodes WHERE type = 'module' AND json_extract(meta_json, '$.test') = 1"
             )
         }
         self._defs: dict[str, dict[int, Node]] = {}  # Python file -> its defs by `def` line
+        self._instead: dict[str, str] = {}  # runs_instead, once per method
+
+    def path(self, node: str) -> str | None:
+        """The file a graph node is in (None for an id the graph lacks)."""
+        where = self._where.get(node)
+        return where[1] if where is not None else None
 
     def _ancestors(self, cls: str) -> set[str]:
         seen: set[str] = set()
@@ -83,6 +90,11 @@ class Hierarchy:
     def runs_instead(self, method: str) -> str:
         """`method`, or the one nearest override that runs in its place when `method` is an
         abstract declaration (see the module docstring). Overrides in test files do not count."""
+        if method not in self._instead:
+            self._instead[method] = self._nearest_concrete(method)
+        return self._instead[method]
+
+    def _nearest_concrete(self, method: str) -> str:
         cls = self._class_of.get(method)
         if cls is None or method not in self._where or cls not in self._subclasses:
             return method
@@ -92,7 +104,7 @@ class Hierarchy:
         todo = list(self._subclasses.get(cls, ()))
         while todo:
             sub = todo.pop()
-            if sub in seen or self._where.get(sub, ("", "", 0))[1] in self._tests:
+            if sub in seen or self._where.get(sub, ("", "", 0))[1] in self.test_files:
                 continue
             seen.add(sub)
             own = self._method.get((sub, name))
@@ -140,7 +152,7 @@ def _python_abstract(node: Node | None) -> bool:
         for child in parent.named_children:
             if (
                 child.type == "decorator"
-                and _text(child).lstrip("@").strip().rsplit(".", 1)[-1] == "abstractmethod"
+                and node_text(child).lstrip("@").strip().rsplit(".", 1)[-1] == "abstractmethod"
             ):
                 return True
     body = node.child_by_field_name("body")
@@ -159,9 +171,5 @@ def _python_abstract(node: Node | None) -> bool:
 
 
 def _raises_not_implemented(node: Node) -> bool:
-    raised = _text(node).removeprefix("raise").strip()
+    raised = node_text(node).removeprefix("raise").strip()
     return raised.split("(", 1)[0].strip() == "NotImplementedError"
-
-
-def _text(node: Node) -> str:
-    return node.text.decode("utf-8", "replace") if node.text is not None else ""

@@ -100,7 +100,8 @@ class _Def:
         self.start, self.end = self.node.start_byte, self.node.end_byte
 
 
-def _text(node: Node | None) -> str:
+def node_text(node: Node | None) -> str:
+    """A Tree-sitter node's source text ("" for none)."""
     return node.text.decode("utf-8", "replace") if node is not None and node.text is not None else ""
 
 
@@ -155,7 +156,7 @@ def _comment_doc(node: Node, prefixes: tuple[str, ...]) -> str:
         expect_row = prev.start_point[0]
         prev = prev.prev_sibling
     while prev is not None and "comment" in prev.type and prev.end_point[0] >= expect_row - 1:
-        text = _text(prev).strip()
+        text = node_text(prev).strip()
         if not text.startswith(prefixes):
             break
         lines.insert(0, text)
@@ -276,19 +277,19 @@ def parse_source(path: str, lang: str, source: bytes) -> FileFacts:
             if name:
                 source_nodes = caps.get("source")
                 refs_raw.append(
-                    (ref_kind, main, name, receiver, _text(source_nodes[0]) if source_nodes else "")
+                    (ref_kind, main, name, receiver, node_text(source_nodes[0]) if source_nodes else "")
                 )
         elif role == "import":
             module_nodes = caps.get("import.module")
-            module = _text(module_nodes[0]).strip().strip("\"'<>`") if module_nodes else ""
+            module = node_text(module_nodes[0]).strip().strip("\"'<>`") if module_nodes else ""
             if not module:
                 continue
             name_nodes, alias_nodes = caps.get("import.name"), caps.get("import.alias")
             key = (
                 path,
                 module,
-                _text(name_nodes[0]) if name_nodes else "",
-                _text(alias_nodes[0]) if alias_nodes else "",
+                node_text(name_nodes[0]) if name_nodes else "",
+                node_text(alias_nodes[0]) if alias_nodes else "",
                 1 if "import.wildcard" in caps else 0,
                 main.start_point[0] + 1,
             )
@@ -313,14 +314,14 @@ def parse_source(path: str, lang: str, source: bytes) -> FileFacts:
             if key in seen_defs or name_nodes is None:
                 continue
             seen_defs.add(key)
-            name = _text(name_nodes[0])
+            name = node_text(name_nodes[0])
             body_nodes = caps.get("body")
             body = body_nodes[0] if body_nodes else None
             if role.startswith("scope."):
                 defs.append(_Def(kind, main, split_name(name)[1], body, None, "", emit=False))
             elif kind in _DEF_KINDS:
                 owner_nodes = caps.get("owner")
-                owner = split_name(_text(owner_nodes[0]))[1] if owner_nodes else ""
+                owner = split_name(node_text(owner_nodes[0]))[1] if owner_nodes else ""
                 doc_nodes = caps.get("doc")
                 defs.append(_Def(kind, main, name, body, doc_nodes[0] if doc_nodes else None, owner))
 
@@ -366,7 +367,7 @@ def parse_source(path: str, lang: str, source: bytes) -> FileFacts:
         if count > 1:
             node_id = f"{node_id}~{count}"
         doc = (
-            _clean_doc(_text(d.doc))
+            _clean_doc(node_text(d.doc))
             if d.doc is not None
             else (_comment_doc(d.node, spec.doc_comments) if spec.doc_comments else "")
         )
@@ -445,7 +446,7 @@ def parse_source(path: str, lang: str, source: bytes) -> FileFacts:
             and first_stmt.named_child_count
             and first_stmt.named_children[0].type == "string"
         ):
-            file_doc = _clean_doc(_text(first_stmt.named_children[0]))
+            file_doc = _clean_doc(node_text(first_stmt.named_children[0]))
     lines = source.count(b"\n") + (0 if source.endswith(b"\n") or not source else 1)
     file_node = NodeFact(
         id=file_id,

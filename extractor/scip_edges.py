@@ -279,11 +279,11 @@ def _rewrite(
         meta = json.dumps({"confidence": 1.0, "line": line, "via": EDGE_META_VIA}, sort_keys=True)
         rows.append((caller, dst, "calls", src_path[caller], meta))
     conn.executemany("INSERT OR REPLACE INTO edges VALUES(?,?,?,?,?)", rows)
-    _tests_edges(conn, [(c, d, p) for c, d, _, p, _ in rows])
+    _tests_edges(conn, [(c, d, p) for c, d, _, p, _ in rows], hierarchy)
     _prune_ambiguous(conn, decided)
 
 
-def _tests_edges(conn: sqlite3.Connection, calls: list[tuple[str, str, str]]) -> None:
+def _tests_edges(conn: sqlite3.Connection, calls: list[tuple[str, str, str]], hierarchy: Hierarchy) -> None:
     """A test function (or test module) calling non-test code tests it (as extractor/resolve.py
     derives for Tree-sitter's edges)."""
     if not calls:
@@ -295,16 +295,13 @@ def _tests_edges(conn: sqlite3.Connection, calls: list[tuple[str, str, str]]) ->
             "AND type IN ('function', 'method', 'module')"
         )
     }
-    test_files = {
-        p
-        for (p,) in conn.execute(
-            "SELECT path FROM nodes WHERE type = 'module' AND json_extract(meta_json, '$.test') = 1"
-        )
-    }
-    path_of = dict(conn.execute("SELECT id, path FROM nodes"))
     conn.executemany(
         "INSERT OR IGNORE INTO edges VALUES(?,?,'tests',?,'{}')",
-        [(s, d, p) for s, d, p in calls if s in tests and d in path_of and path_of[d] not in test_files],
+        [
+            (s, d, p)
+            for s, d, p in calls
+            if s in tests and (path := hierarchy.path(d)) is not None and path not in hierarchy.test_files
+        ],
     )
 
 

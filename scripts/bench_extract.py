@@ -47,6 +47,7 @@ import os
 import resource
 import shutil
 import sqlite3
+import sys
 import sysconfig
 import tempfile
 import time
@@ -550,8 +551,6 @@ def copy_tree_js(src: Path, dst: Path, quick: bool) -> tuple[int, int]:
 
 
 if __name__ == "__main__":
-    import sys
-
     from scripts.bench import main
 
     # `python -m scripts.bench_extract [--quick] [--json PATH] [--strict]`: the `extract` section
