@@ -234,6 +234,12 @@ def _pack_windows(
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 _DOC_START = re.compile(r"^[rbuRBU]{0,2}(\"\"\"|'''|\"|')")
+# a line that starts a function, class or type (Python, JavaScript/TypeScript, Go, Rust; C, C++ and
+# Java functions start with a type, not a keyword, and are not matched)
+_DEFINITION = re.compile(
+    r"(?:export\s+)?(?:default\s+)?(?:(?:public|private|protected|static|abstract|final|pub)\s+)*"
+    r"(?:async\s+)?(?:def|class|function|func|fn|interface|struct|impl|trait|enum)\b"
+)
 
 
 def _stem(word: str) -> str:
@@ -266,8 +272,9 @@ def window_parts(
     A symbol of at most `window_lines` lines is all head. Else the head is its decorators and
     signature (up to the line ending in `:`) and the docstring's first line; each extra group is
     a line after the head that uses the question's words with `CONTEXT_LINES` neighbours either
-    side, most words first (ties: earlier first). A lone matching line read without the lines
-    around it was noise to the model (12-18 one-line labels per question).
+    side, and the first line of the definition inside the symbol that holds it (a class's method:
+    `enclosing_definition`), most words first (ties: earlier first). A lone matching line read
+    without the lines around it was noise to the model (12-18 one-line labels per question).
     """
     n = len(lines)
     if n <= window_lines:
@@ -291,10 +298,38 @@ def window_parts(
         found = len(_line_words(lines[k]) & terms)
         if found:
             scored.append((-found, k))
-    groups = [
-        list(range(max(body, k - CONTEXT_LINES), min(n, k + CONTEXT_LINES + 1))) for _, k in sorted(scored)
-    ]
+    groups = []
+    for _, k in sorted(scored):
+        group = list(range(max(body, k - CONTEXT_LINES), min(n, k + CONTEXT_LINES + 1)))
+        scope = enclosing_definition(lines, k, body)
+        groups.append(([scope] if scope is not None and scope < group[0] else []) + group)
     return sorted(head), groups
+
+
+def enclosing_definition(lines: list[str], k: int, floor: int) -> int | None:
+    """The first line of the innermost definition (at or after `floor`) that holds line `k`.
+
+    A class or module is shown as a window of the lines that use the question's words; such a
+    line read without the `def` above it does not say which method it belongs to, or what to
+    cite. The definition is the nearest line above `k`, less indented than every line between,
+    that starts with a definition keyword (`_DEFINITION`); the closing lines of a bracket (a
+    multi-line signature's `) -> T:`) are passed over. None when no definition holds `k`
+    below `floor` (the line belongs to the symbol itself).
+    """
+    indent = _indent(lines[k])
+    for i in range(k - 1, floor - 1, -1):
+        text = lines[i].lstrip()
+        if not text or text[0] in ")]}":
+            continue
+        if _indent(lines[i]) < indent:
+            if _DEFINITION.match(text):
+                return i
+            indent = _indent(lines[i])
+    return None
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
 
 
 def _fill_gaps(keep: set[int], limit: int) -> list[int]:
