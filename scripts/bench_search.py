@@ -345,9 +345,11 @@ def report_real(section: Section, results: dict[str, dict]) -> None:
                 res["k"],
                 res["context_tokens"],
                 res["packed_holds_gold"],
-                res["packed_holds_gold_k8"],
                 res["blocks_mean"],
                 res["symbols_mean"],
+                res["gpu_k"],
+                res["gpu_context_tokens"],
+                res["packed_holds_gold_gpu"],
             ]
         )
         rr = res["rerank"]
@@ -376,9 +378,20 @@ def report_real(section: Section, results: dict[str, dict]) -> None:
         title="real user questions (gold = the answering symbols)",
     )
     table(
-        ["library", "k", "budget", "holds gold", "holds gold, k=8", "blocks", "symbols"],
+        [
+            "library",
+            "k",
+            "budget",
+            "holds gold",
+            "blocks",
+            "symbols",
+            "GPU k",
+            "GPU budget",
+            "GPU holds gold",
+        ],
         pack_rows,
-        title="packed context of the default query path (symbol windows; gold = a gold def line shown)",
+        title="packed context of the default query path, and of serve.yaml's GPU values (symbol windows;"
+        " gold = a gold def line shown)",
     )
     table(
         ["library", "fit qs", "held-out qs", "R@1 before", "R@1 after", "R@5 before", "R@5 after", "kept"],
