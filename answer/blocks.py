@@ -273,7 +273,7 @@ def window_parts(
     signature (up to the line ending in `:`) and the docstring's first line; each extra group is
     a line after the head that uses the question's words with `CONTEXT_LINES` neighbours either
     side, and the first line of the definition inside the symbol that holds it (a class's method:
-    `enclosing_definition`), most words first (ties: earlier first). A lone matching line read
+    `enclosing_definitions`), most words first (ties: earlier first). A lone matching line read
     without the lines around it was noise to the model (12-18 one-line labels per question).
     """
     n = len(lines)
@@ -298,38 +298,41 @@ def window_parts(
         found = len(_line_words(lines[k]) & terms)
         if found:
             scored.append((-found, k))
+    scopes = enclosing_definitions(lines, body) if scored else []
     groups = []
     for _, k in sorted(scored):
         group = list(range(max(body, k - CONTEXT_LINES), min(n, k + CONTEXT_LINES + 1)))
-        scope = enclosing_definition(lines, k, body)
+        scope = scopes[k]
         groups.append(([scope] if scope is not None and scope < group[0] else []) + group)
     return sorted(head), groups
 
 
-def enclosing_definition(lines: list[str], k: int, floor: int) -> int | None:
-    """The first line of the innermost definition (at or after `floor`) that holds line `k`.
+def enclosing_definitions(lines: list[str], floor: int) -> list[int | None]:
+    """For each line, the first line of the innermost definition at or after `floor` that holds it.
 
     A class or module is shown as a window of the lines that use the question's words; such a
     line read without the `def` above it does not say which method it belongs to, or what to
-    cite. The definition is the nearest line above `k`, less indented than every line between,
-    that starts with a definition keyword (`_DEFINITION`); the closing lines of a bracket (a
-    multi-line signature's `) -> T:`) are passed over. None when no definition holds `k`
-    below `floor` (the line belongs to the symbol itself).
+    cite. A line's definition is the nearest of the lines above it, each less indented than
+    every line between, that starts with a definition keyword (`_DEFINITION`); blank lines and
+    the closing lines of a bracket (a multi-line signature's `) -> T:`) are passed over. None
+    where no definition below `floor` holds the line (it belongs to the symbol itself). One pass
+    with a stack of the lines still open above, since a window asks for many lines.
     """
-    indent = _indent(lines[k])
-    for i in range(k - 1, floor - 1, -1):
+    out: list[int | None] = [None] * len(lines)
+    open_: list[tuple[int, int | None]] = []  # (indent, innermost definition so far), indent rising
+    for i in range(floor, len(lines)):
         text = lines[i].lstrip()
-        if not text or text[0] in ")]}":
+        if not text:
             continue
-        if _indent(lines[i]) < indent:
-            if _DEFINITION.match(text):
-                return i
-            indent = _indent(lines[i])
-    return None
-
-
-def _indent(line: str) -> int:
-    return len(line) - len(line.lstrip())
+        indent = len(lines[i]) - len(text)
+        if text[0] in ")]}":  # closes a bracket: the lines it continues stay open
+            out[i] = next((d for ind, d in reversed(open_) if ind < indent), None)
+            continue
+        while open_ and open_[-1][0] >= indent:
+            open_.pop()
+        out[i] = open_[-1][1] if open_ else None
+        open_.append((indent, i if _DEFINITION.match(text) else out[i]))
+    return out
 
 
 def _fill_gaps(keep: set[int], limit: int) -> list[int]:

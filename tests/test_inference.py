@@ -614,7 +614,7 @@ def test_failure_reason_picks_the_cause_from_a_vllm_log() -> None:
 
 
 def test_pack_blocks_symbol_windows_label_exactly_the_lines_shown(graph_file: Path) -> None:
-    from answer.blocks import enclosing_definition, local_token_counter, symbol_window
+    from answer.blocks import enclosing_definitions, local_token_counter, symbol_window
 
     hits = [_hit("shop/models.py", 14, 33), _hit("shop/cart.py", 6, 21), _hit("shop/cart.py", 10, 13)]
     question = "what happens when the stock is not enough to take?"
@@ -672,6 +672,6 @@ def test_pack_blocks_symbol_windows_label_exactly_the_lines_shown(graph_file: Pa
     keep = symbol_window(cls, frozenset({"stock"}), 8)
     assert cls.index("    def __call__(") in keep and len(cls) - 1 in keep
     assert cls.index("    ) -> int:") not in keep and cls.index("        if self.enabled:") not in keep
-    assert enclosing_definition(cls, 4, 2) is None  # a class attribute: held by the class itself
+    assert enclosing_definitions(cls, 2)[4] is None  # a class attribute: held by the class itself
     count = local_token_counter("/nonexistent/model")
     assert count is None  # nothing local: the caller keeps the estimate
